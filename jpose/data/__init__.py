@@ -1,0 +1,1 @@
+"""Datasets and input pipelines: raw-file readers, dataset registry, grain pipelines."""

@@ -1,0 +1,86 @@
+"""Registry of jpose datasets and the one place that builds and opens them.
+
+A config names its dataset by key (`config.data.name`); `BUILDERS` resolves the key.
+Building never destroys a dataset that is already there: a rebuild is written to a
+scratch folder and swapped in only once it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from absl import logging
+import tensorflow_datasets as tfds
+
+from tfds_builders.h36m import h36m_dataset_builder
+from tfds_builders.synthetic_h36m import synthetic_h36m_dataset_builder
+
+BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
+    "h36m": h36m_dataset_builder.Builder,
+    "synthetic_h36m": synthetic_h36m_dataset_builder.Builder,
+}
+NEEDS_MANUAL_DIR = ("h36m",)
+
+
+def default_data_dir() -> str:
+  return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def _builder_class(name: str):
+  if name not in BUILDERS:
+    raise KeyError(f"data.name: unknown dataset '{name}'; known: {sorted(BUILDERS)}")
+  return BUILDERS[name]
+
+
+def get_builder(name: str, data_dir: str | None = None) -> tfds.core.GeneratorBasedBuilder:
+  return _builder_class(name)(data_dir=data_dir or default_data_dir(),
+                              file_format="array_record")
+
+
+def is_built(name: str, data_dir: str | None = None) -> bool:
+  builder = get_builder(name, data_dir)
+  return os.path.exists(os.path.join(builder.data_dir, "dataset_info.json"))
+
+
+def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None,
+            overwrite: bool = False) -> tfds.core.GeneratorBasedBuilder:
+  """Builds dataset `name` into data_dir (a no-op if built, unless `overwrite`)."""
+  data_dir = data_dir or default_data_dir()
+  if name in NEEDS_MANUAL_DIR:
+    if not manual_dir:
+      raise ValueError(f"dataset '{name}' is built from local files: pass manual_dir "
+                       f"(config.data.manual_dir or --manual_dir).\n"
+                       f"{_builder_class(name).MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    if not os.path.isdir(manual_dir):
+      raise FileNotFoundError(f"manual_dir '{manual_dir}' for dataset '{name}' is not a folder")
+  if is_built(name, data_dir) and not overwrite:
+    return get_builder(name, data_dir)
+  os.makedirs(data_dir, exist_ok=True)
+  # Build in a scratch data_dir beside the target so a failed build leaves any existing
+  # dataset untouched; the finished version folder is then moved into place.
+  scratch = tempfile.mkdtemp(prefix=f".{name}-build-", dir=data_dir)
+  try:
+    builder = get_builder(name, scratch)
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=manual_dir, download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    builder.download_and_prepare(download_config=download_config)
+    final = get_builder(name, data_dir)
+    target = final.data_dir
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.exists(target):
+      old = target + ".old"
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(target, old)
+      os.replace(builder.data_dir, target)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.replace(builder.data_dir, target)
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  metadata = get_builder(name, data_dir).info.metadata
+  for key in ("missing_files", "missing_detections"):
+    for path in (metadata or {}).get(key, []):
+      logging.warning("%s: %s: %s", name, key, path)
+  return get_builder(name, data_dir)

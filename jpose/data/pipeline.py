@@ -1,0 +1,232 @@
+"""grain input pipelines over Human3.6M-format datasets (real or synthetic).
+
+A split is loaded once into host memory as a `SequenceSet` (Human3.6M is ~0.5 M frames
+per camera). Batches are then gathered with vectorised numpy from a seeded per-epoch
+permutation of frame indices: grain drives the iteration, prefetching and the
+saveable iterator state, while the per-element cost stays out of Python.
+
+Batch dict (B = batch, L = window length when windows are requested):
+  pose_2d       (B[, L], 17, 2) pixels, as recorded (NaN where a detector has no joint)
+  pose_2d_norm  (B[, L], 17, 2) normalised with train-split statistics, NaN -> 0
+  pose_3d       (B, 17, 3) camera frame, root-centred, mm (the window's centre frame)
+  pose_3d_norm  (B, 17, 3) normalised
+  seq_index     (B,) int32 index into SequenceSet.subjects / actions / cameras
+  frame_index   (B,) int32 frame within its sequence
+  valid         (B,) bool; False on the padding of a final partial eval batch
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+from absl import logging
+import grain
+import jax
+import numpy as np
+
+from jpose.data import datasets
+from jpose.geometry import skeleton
+
+INPUT_2D_FIELDS = {"gt": "pose_2d_gt", "sh": "pose_2d_sh"}
+
+
+@dataclasses.dataclass
+class SequenceSet:
+  """The frames of one split, concatenated; per-sequence metadata alongside."""
+
+  pose_2d: np.ndarray  # (N, 17, 2) pixels
+  pose_3d: np.ndarray  # (N, 17, 3) camera frame, mm, root-centred
+  seq_index: np.ndarray  # (N,) int32
+  frame_index: np.ndarray  # (N,) int32
+  starts: np.ndarray  # (S,) first frame of each sequence in the flat arrays
+  lengths: np.ndarray  # (S,)
+  subjects: list[str]
+  actions: list[str]
+  cameras: list[str]
+  camera_c: np.ndarray  # (S, 2) principal points, for flipping 2D poses
+  camera_f: np.ndarray  # (S, 2)
+  fps: float
+
+  @property
+  def num_frames(self) -> int:
+    return int(self.pose_3d.shape[0])
+
+  def sequence(self, s: int) -> slice:
+    return slice(int(self.starts[s]), int(self.starts[s] + self.lengths[s]))
+
+
+class NormStats(NamedTuple):
+  """Per-joint mean and std of 2D inputs and root-centred 3D targets (train split)."""
+
+  mean_2d: np.ndarray  # (17, 2)
+  std_2d: np.ndarray
+  mean_3d: np.ndarray  # (17, 3)
+  std_3d: np.ndarray
+
+
+def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None = None,
+               manual_dir: str | None = None, max_sequences: int | None = None) -> SequenceSet:
+  """Reads one split of dataset `name`, building the dataset first if it is missing."""
+  if input_2d not in INPUT_2D_FIELDS:
+    raise ValueError(f"data.input_2d: '{input_2d}' is not one of {sorted(INPUT_2D_FIELDS)}")
+  builder = datasets.prepare(name, data_dir, manual_dir)
+  if split not in builder.info.splits:
+    raise ValueError(f"dataset '{name}' at {builder.data_dir} has no '{split}' split "
+                     f"(it has {sorted(builder.info.splits)})")
+  source = builder.as_data_source(split=split)
+  records = [source[i] for i in range(len(source))]
+  # tfds shuffles records on write; a fixed order keeps runs comparable across builds.
+  records.sort(key=lambda r: (_text(r["subject"]), _text(r["action"]), _text(r["camera"])))
+  if max_sequences:
+    records = records[:max_sequences]
+  field = INPUT_2D_FIELDS[input_2d]
+  pose_2d, pose_3d, kept, dropped = [], [], [], []
+  for r in records:
+    p2 = np.asarray(r[field], np.float32)
+    usable = ~np.isnan(np.delete(p2, skeleton.NECK_NOSE, axis=1)).any(axis=(1, 2))
+    if not usable.all():
+      dropped.append(f"{_text(r['subject'])}/{_text(r['action'])}/{_text(r['camera'])}: "
+                     f"{int((~usable).sum())} frames without {field}")
+    if not usable.any():
+      continue
+    p3 = np.asarray(r["pose_3d"], np.float32)[usable]
+    pose_2d.append(p2[usable])
+    pose_3d.append(p3 - p3[:, skeleton.ROOT:skeleton.ROOT + 1])
+    kept.append(r)
+  for message in dropped:
+    logging.warning("%s/%s: skipped %s", name, split, message)
+  if not kept:
+    raise ValueError(f"dataset '{name}' split '{split}' has no usable frames")
+  lengths = np.array([p.shape[0] for p in pose_3d])
+  starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+  return SequenceSet(
+      pose_2d=np.concatenate(pose_2d), pose_3d=np.concatenate(pose_3d),
+      seq_index=np.repeat(np.arange(len(kept), dtype=np.int32), lengths),
+      frame_index=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
+      starts=starts, lengths=lengths,
+      subjects=[_text(r["subject"]) for r in kept], actions=[_text(r["action"]) for r in kept],
+      cameras=[_text(r["camera"]) for r in kept],
+      camera_c=np.stack([np.asarray(r["camera_c"], np.float32) for r in kept]),
+      camera_f=np.stack([np.asarray(r["camera_f"], np.float32) for r in kept]),
+      fps=float(kept[0]["fps"]))
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def compute_norm_stats(train: SequenceSet) -> NormStats:
+  """Mean and std over the train split; joints with no spread get std 1 (the root)."""
+  def stats(x):
+    mean = np.nanmean(x, axis=0)
+    std = np.nanstd(x, axis=0)
+    mean = np.nan_to_num(mean)
+    std = np.where(np.isnan(std) | (std < 1e-6), 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)
+  return NormStats(*stats(train.pose_2d), *stats(train.pose_3d))
+
+
+def normalise(x, mean, std):
+  return (x - mean) / std
+
+
+def denormalise(x, mean, std):
+  return x * std + mean
+
+
+def flip_pose_2d(pose_2d, principal_x):
+  """Mirrors pixel poses about the principal point's vertical line and swaps left/right."""
+  mirrored = pose_2d.copy()
+  mirrored[..., 0] = 2.0 * principal_x - pose_2d[..., 0]
+  return skeleton.flip_left_right(mirrored)
+
+
+def flip_pose_3d(pose_3d):
+  """Mirrors camera-frame poses (x -> -x) and swaps left/right."""
+  mirrored = pose_3d.copy()
+  mirrored[..., 0] = -pose_3d[..., 0]
+  return skeleton.flip_left_right(mirrored)
+
+
+class _BatchGather:
+  """Maps a global batch number to a batch dict; pure given (seed, number)."""
+
+  def __init__(self, data: SequenceSet, stats: NormStats, frame_ids: np.ndarray,
+               batch_size: int, seed: int, shuffle: bool, flip: bool, window: int | None):
+    self.data, self.stats, self.frame_ids = data, stats, frame_ids
+    self.batch_size, self.seed, self.shuffle, self.flip = batch_size, seed, shuffle, flip
+    self.offsets = None if window is None else np.arange(window) - window // 2
+    self.batches_per_epoch = -(-len(frame_ids) // batch_size) if not shuffle else (
+        len(frame_ids) // batch_size)
+
+  @functools.lru_cache(maxsize=2)
+  def _epoch_order(self, epoch: int) -> np.ndarray:
+    if not self.shuffle:
+      return self.frame_ids
+    return np.random.default_rng([self.seed, epoch]).permutation(self.frame_ids)
+
+  def __call__(self, number: int) -> dict[str, np.ndarray]:
+    epoch, b = divmod(int(number), self.batches_per_epoch)
+    order = self._epoch_order(epoch)
+    ids = order[b * self.batch_size:(b + 1) * self.batch_size]
+    valid = np.ones(self.batch_size, bool)
+    if ids.shape[0] < self.batch_size:  # final eval batch: pad by repeating, mark invalid.
+      valid[ids.shape[0]:] = False
+      ids = np.concatenate([ids, np.full(self.batch_size - ids.shape[0], ids[-1])])
+    d = self.data
+    seq = d.seq_index[ids]
+    if self.offsets is None:
+      pose_2d = d.pose_2d[ids]
+    else:  # windows with edge replication at the sequence boundaries.
+      first = d.starts[seq][:, None]
+      last = first + d.lengths[seq][:, None] - 1
+      pose_2d = d.pose_2d[np.clip(ids[:, None] + self.offsets, first, last)]
+    pose_3d = d.pose_3d[ids]
+    if self.flip:
+      rng = np.random.default_rng([self.seed, 1, int(number)])
+      do = rng.random(self.batch_size) < 0.5
+      cx = d.camera_c[seq, 0].reshape((-1,) + (1,) * (pose_2d.ndim - 2))
+      pose_2d = np.where(do.reshape((-1,) + (1,) * (pose_2d.ndim - 1)),
+                         flip_pose_2d(pose_2d, cx), pose_2d)
+      pose_3d = np.where(do[:, None, None], flip_pose_3d(pose_3d), pose_3d)
+    s = self.stats
+    return {
+        "pose_2d": pose_2d,
+        "pose_2d_norm": np.nan_to_num(normalise(pose_2d, s.mean_2d, s.std_2d)),
+        "pose_3d": pose_3d,
+        "pose_3d_norm": normalise(pose_3d, s.mean_3d, s.std_3d),
+        "seq_index": seq.astype(np.int32),
+        "frame_index": d.frame_index[ids],
+        "valid": valid,
+    }
+
+
+def make_dataset(data: SequenceSet, stats: NormStats, batch_size: int, *, seed: int = 0,
+                 train: bool = True, flip: bool = False, window: int | None = None,
+                 shard_index: int | None = None, shard_count: int | None = None
+                 ) -> grain.MapDataset:
+  """A grain MapDataset of batch dicts.
+
+  train=True: shuffled anew each epoch from `seed`, repeats forever, full batches.
+  train=False: every frame once in order; the last batch is padded (see `valid`).
+  Frames are sharded per process (default: this JAX process), so each host reads its
+  own part of the global batch; `batch_size` is the per-process batch.
+  """
+  shard_index = jax.process_index() if shard_index is None else shard_index
+  shard_count = jax.process_count() if shard_count is None else shard_count
+  frame_ids = np.arange(data.num_frames)[shard_index::shard_count]
+  if train and len(frame_ids) < batch_size:
+    raise ValueError(f"train.batch_size {batch_size} is larger than the {len(frame_ids)} "
+                     "frames of this split")
+  gather = _BatchGather(data, stats, frame_ids, batch_size, seed, shuffle=train,
+                        flip=flip and train, window=window)
+  num_batches = gather.batches_per_epoch * (10**9 if train else 1)
+  return grain.MapDataset.range(num_batches).map(gather)
+
+
+def make_iterator(dataset: grain.MapDataset, prefetch: int = 2) -> grain.DatasetIterator:
+  """An iterator whose position can be saved (`get_state`) and restored (`set_state`)."""
+  options = grain.ReadOptions(num_threads=1 if prefetch else 0, prefetch_buffer_size=prefetch)
+  return iter(dataset.to_iter_dataset(read_options=options))

@@ -1,0 +1,1 @@
+"""Pose geometry: skeleton layouts, cameras and similarity alignment (all in jnp)."""

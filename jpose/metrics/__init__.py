@@ -1,0 +1,1 @@
+"""Pose metrics (pure functions over arrays) and the per-action accumulator."""

@@ -1,0 +1,39 @@
+"""Builds a jpose dataset as tfds array_record, without TensorFlow.
+
+  python -m jpose.prepare --dataset h36m --manual_dir ../shared/data/h36m
+  python -m jpose.prepare --dataset synthetic_h36m
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from jpose.data import datasets
+
+_DATASET = flags.DEFINE_enum("dataset", None, sorted(datasets.BUILDERS), "Dataset to build.")
+_MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder with the source files.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Output root; default $TFDS_DATA_DIR "
+                                "or ~/tensorflow_datasets.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Rebuild even if already built; the old "
+                               "copy is replaced only after the new one is complete.")
+
+
+def main(argv):
+  del argv
+  builder = datasets.prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value,
+                             _OVERWRITE.value)
+  info = builder.info
+  splits = {name: split.num_examples for name, split in info.splits.items()}
+  print(f"{_DATASET.value} ready at {builder.data_dir}: sequences per split {splits}")
+  metadata = info.metadata or {}
+  for key in ("missing_files", "missing_detections"):
+    items = metadata.get(key, [])
+    print(f"{key} ({len(items)}):")
+    for path in items:
+      print(f"  {path}")
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("dataset")
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)

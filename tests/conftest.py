@@ -1,0 +1,52 @@
+"""Shared fixtures: the real data folder and datasets built once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_configure(config):
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> str:
+  """$JPOSE_DATA_DIR; tests that need it skip without it locally but fail in CI."""
+  path = os.environ.get("JPOSE_DATA_DIR")
+  if not path or not os.path.isdir(path):
+    if os.environ.get("CI"):
+      pytest.fail(f"JPOSE_DATA_DIR={path!r} is not a folder; CI must run the real-data tests")
+    pytest.skip("set JPOSE_DATA_DIR to the shared real-data folder")
+  return path
+
+
+@pytest.fixture(scope="session")
+def h36m_dir(real_data_dir) -> str:
+  return os.path.join(real_data_dir, "h36m")
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory) -> str:
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_train(tfds_dir):
+  from jpose.data import pipeline
+  return pipeline.load_split("synthetic_h36m", "train", data_dir=tfds_dir)
+
+
+@pytest.fixture(scope="session")
+def h36m_subset_dir(h36m_dir, tmp_path_factory) -> str:
+  """A manual_dir holding S9 and S11, two actions each, linked from the real data."""
+  root = tmp_path_factory.mktemp("h36m_subset")
+  os.symlink(os.path.join(h36m_dir, "cameras.h5"), root / "cameras.h5")
+  for subject in ("S9", "S11"):
+    for sub in ("MyPoses/3D_positions", "StackedHourglass"):
+      os.makedirs(root / subject / sub)
+      for name in sorted(os.listdir(os.path.join(h36m_dir, subject, sub))):
+        if name.split(".")[0].split(" ")[0].split("_")[0] in ("Walking", "Directions"):
+          os.symlink(os.path.join(h36m_dir, subject, sub, name), root / subject / sub / name)
+  return str(root)

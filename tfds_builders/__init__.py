@@ -1,0 +1,1 @@
+"""tfds builders, one folder per dataset; `jpose.data.datasets` is their registry."""
