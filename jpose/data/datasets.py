@@ -48,6 +48,8 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
             overwrite: bool = False) -> tfds.core.GeneratorBasedBuilder:
   """Builds dataset `name` into data_dir (a no-op if built, unless `overwrite`)."""
   data_dir = data_dir or default_data_dir()
+  if is_built(name, data_dir) and not overwrite:
+    return get_builder(name, data_dir)
   if name in NEEDS_MANUAL_DIR:
     if not manual_dir:
       raise ValueError(f"dataset '{name}' is built from local files: pass manual_dir "
@@ -55,8 +57,6 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
                        f"{_builder_class(name).MANUAL_DOWNLOAD_INSTRUCTIONS}")
     if not os.path.isdir(manual_dir):
       raise FileNotFoundError(f"manual_dir '{manual_dir}' for dataset '{name}' is not a folder")
-  if is_built(name, data_dir) and not overwrite:
-    return get_builder(name, data_dir)
   os.makedirs(data_dir, exist_ok=True)
   # Build in a scratch data_dir beside the target so a failed build leaves any existing
   # dataset untouched; the finished version folder is then moved into place.

@@ -1,0 +1,71 @@
+"""Fields every jpose config has, each commented once, here.
+
+Experiment files (`configs/<name>.py`) start from `base_config()` and change only what
+differs; `jpose.train.config_check` rejects any key that is not defined here.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Seeds parameter init, dropout, noise and the data order.
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "synthetic_h36m"  # Dataset key in jpose.data.datasets.BUILDERS.
+  c.data.data_dir = ""  # tfds data_dir; "" means $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  c.data.manual_dir = ""  # Source files for datasets built from local data (h36m).
+  c.data.input_2d = "gt"  # 2D input: "gt" (projected ground truth) or "sh" (detections).
+  c.data.flip = False  # Random horizontal flip with left/right swap during training.
+  c.data.max_sequences = 0  # Use only the first N sequences of each split (0: all).
+  c.data.prefetch = 2  # Batches prepared ahead of the device by a grain thread.
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "lifter"  # Model key in jpose.models.registry.
+  c.model.width = 1024  # Hidden width.
+  c.model.num_blocks = 2  # Residual blocks.
+  c.model.dropout = 0.5  # Dropout rate after each hidden layer.
+  c.model.max_norm = True  # Clip each weight matrix's norm to 1 (Martinez et al.).
+  c.model.intermediate_head_after = 0  # Block after which a supervised 3D head sits (0: none).
+
+  c.train = ml_collections.ConfigDict()
+  c.train.trainer = "supervised"  # Trainer key in jpose.train.trainers.
+  c.train.batch_size = 64  # Global batch, split over all devices.
+  c.train.num_steps = 10_000  # Optimizer steps.
+  c.train.learning_rate = 1e-3  # Adam learning rate.
+  c.train.lr_decay_rate = 0.96  # Exponential decay factor ...
+  c.train.lr_decay_steps = 100_000  # ... applied every this many steps (staircase=False).
+  c.train.intermediate_loss_weight = 1.0  # Weight of the intermediate head's loss.
+  c.train.checkpoint_every = 5_000  # Steps between checkpoints.
+  c.train.max_to_keep = 3  # Checkpoints kept on disk.
+  c.train.log_every = 200  # Steps between metric writes.
+  c.train.eval_every = 0  # Steps between evaluations during training (0: only at the end).
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 4096  # Poses per eval step.
+  c.eval.split = "test"  # Split evaluated.
+  c.eval.frame_stride = 1  # Evaluate every n-th frame (1: all; >1 for quick curves).
+
+  c.gan = ml_collections.ConfigDict()
+  c.gan.adversarial_weight = 0.01  # Weight of the generator's adversarial loss.
+  c.gan.critic_width = 1024  # Discriminator hidden width.
+  c.gan.critic_blocks = 4  # Discriminator residual blocks.
+  c.gan.critic_learning_rate = 1e-3  # Discriminator Adam learning rate.
+
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.initialize = False  # Call jax.distributed.initialize() (multi-host runs).
+  return c
+
+
+def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks any config to a few steps and small widths, for tests and smoke runs."""
+  c.model.width = 32
+  c.gan.critic_width = 32
+  c.train.batch_size = 16
+  c.train.num_steps = 6
+  c.train.checkpoint_every = 3
+  c.train.log_every = 2
+  c.eval.batch_size = 256
+  c.eval.frame_stride = 10
+  c.data.max_sequences = 8
+  return c

@@ -1,0 +1,61 @@
+"""Turns an ErrorAccumulator into the published-table layout: console, markdown, JSON.
+
+eval_results.json:
+  {"step": int, "protocol1": {"action_wise_mean", "frame_wise_mean", "per_action",
+   "per_subject"}, "protocol2": {...}, "n_mpjpe": {...}, "num_frames": int, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from jpose.metrics import accumulator
+
+# Report key -> accumulator metric.
+PROTOCOLS = {"protocol1": "mpjpe", "protocol2": "p_mpjpe", "n_mpjpe": "n_mpjpe",
+             "mpjve": "mpjve"}
+
+
+def results_dict(acc: accumulator.ErrorAccumulator, step: int, **extra) -> dict:
+  out = {"step": int(step)}
+  for key, metric in PROTOCOLS.items():
+    if metric in acc.metrics:
+      out[key] = acc.summary(metric)
+  out["num_frames"] = acc.frame_count()
+  out.update(extra)
+  return out
+
+
+def markdown_table(results: dict) -> str:
+  """One row per protocol, one column per action, then the two means (mm)."""
+  keys = [k for k in PROTOCOLS if k in results]
+  actions = sorted(results[keys[0]]["per_action"])
+  header = "| protocol | " + " | ".join(actions) + " | action-wise mean | frame-wise mean |"
+  lines = [header, "|" + "---|" * (len(actions) + 3)]
+  for key in keys:
+    r = results[key]
+    cells = [f"{r['per_action'][a]:.1f}" for a in actions]
+    lines.append(f"| {key} | " + " | ".join(cells)
+                 + f" | {r['action_wise_mean']:.1f} | {r['frame_wise_mean']:.1f} |")
+  subjects = sorted(results[keys[0]]["per_subject"])
+  lines += ["", "| protocol | " + " | ".join(subjects) + " |", "|" + "---|" * (len(subjects) + 1)]
+  for key in keys:
+    lines.append(f"| {key} | " + " | ".join(
+        f"{results[key]['per_subject'][s]:.1f}" for s in subjects) + " |")
+  return "\n".join(lines)
+
+
+def write(results: dict, workdir: str) -> tuple[str, str]:
+  """Writes eval_results.json and eval_results.md into workdir; returns their paths."""
+  os.makedirs(workdir, exist_ok=True)
+  json_path = os.path.join(workdir, "eval_results.json")
+  md_path = os.path.join(workdir, "eval_results.md")
+  tmp = json_path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(results, f, indent=2)
+  os.replace(tmp, json_path)
+  with open(md_path, "w") as f:
+    f.write(f"# Evaluation at step {results['step']} ({results['num_frames']} poses, mm)\n\n")
+    f.write(markdown_table(results) + "\n")
+  return json_path, md_path

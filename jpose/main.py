@@ -1,0 +1,50 @@
+"""jpose's entry point: train and/or evaluate a config.
+
+  python -m jpose.main --config configs/martinez.py --workdir /tmp/martinez
+  python -m jpose.main --config configs/martinez.py --workdir /tmp/martinez --mode=eval
+  python -m jpose.main --config configs/martinez.py:tiny --workdir /tmp/t --config.seed=3
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from jpose.train import loop
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs and results.")
+_MODE = flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"],
+                          "train: no final evaluation; eval: latest checkpoint only.")
+
+
+def _parse_flags(argv):
+  """absl flag parsing that reports a bad config key or value in one line, no traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
+    message = str(e).strip().strip("'\"").replace("\\n", " ")
+    sys.exit(f"jpose.main: bad flag or config override: {message}")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  config = _CONFIG.value
+  try:
+    if _MODE.value == "eval":
+      loop.evaluate_checkpoint(config, _WORKDIR.value)
+    else:
+      loop.train_and_evaluate(config, _WORKDIR.value, evaluate_at_end=_MODE.value != "train")
+  except (KeyError, ValueError) as e:
+    if str(e).strip("'\"").startswith("config."):
+      sys.exit(f"jpose.main: {str(e).strip(chr(39))}")
+    raise
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main, flags_parser=_parse_flags)

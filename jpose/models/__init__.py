@@ -1,0 +1,1 @@
+"""Flax modules only: they map arrays to arrays and never read files."""

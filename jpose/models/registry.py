@@ -1,0 +1,43 @@
+"""Model registry: config.model.name -> a function that builds the Flax module."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import ml_collections
+
+from jpose.models import lifter
+
+NUM_LIFTER_INPUTS = 16 * 2  # 17 joints less Neck/Nose, which detectors lack.
+NUM_LIFTER_OUTPUTS = 16 * 3  # 17 joints less the root, which is the origin.
+
+
+def _lifter(config: ml_collections.ConfigDict) -> nn.Module:
+  m = config.model
+  return lifter.ResidualMLP(num_outputs=NUM_LIFTER_OUTPUTS, width=m.width,
+                            num_blocks=m.num_blocks, dropout=m.dropout, max_norm=m.max_norm,
+                            intermediate_head_after=m.intermediate_head_after)
+
+
+def _pose_critic(config: ml_collections.ConfigDict) -> nn.Module:
+  """A DeepBase1-shaped discriminator on (normalised) 3D poses, one logit out.
+
+  No batch norm: real and generated poses are judged in separate batches, and batch
+  statistics would let the critic tell them apart by batch rather than by pose.
+  """
+  g = config.gan
+  return lifter.ResidualMLP(num_outputs=1, width=g.critic_width, num_blocks=g.critic_blocks,
+                            dropout=config.model.dropout, max_norm=False, batch_norm=False)
+
+
+MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
+    "lifter": _lifter,
+    "pose_critic": _pose_critic,
+}
+
+
+def build(name: str, config: ml_collections.ConfigDict) -> nn.Module:
+  if name not in MODELS:
+    raise KeyError(f"model.name: unknown model '{name}'; known: {sorted(MODELS)}")
+  return MODELS[name](config)

@@ -1,0 +1,1 @@
+"""Training: state, trainers (steps), checkpointing, the loop and config checks."""

@@ -1,0 +1,48 @@
+"""Rejects configs with keys that no jpose code reads, or values it cannot use, with an
+error that names the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import ml_collections
+
+from configs import common
+
+
+def _paths(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, object]:
+  out = {}
+  for key, value in config.items():
+    path = f"{prefix}{key}"
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(_paths(value, path + "."))
+    else:
+      out[path] = value
+  return out
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  known = _paths(common.base_config())
+  for path, value in _paths(config).items():
+    if path not in known:
+      hint = difflib.get_close_matches(path, known, n=1)
+      raise KeyError(f"config.{path}: unknown field"
+                     + (f"; did you mean config.{hint[0]}?" if hint else ""))
+  from jpose.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.models import registry  # pylint: disable=g-import-not-at-top
+  from jpose.train import trainers  # pylint: disable=g-import-not-at-top
+  checks = [
+      ("data.name", config.data.name, datasets.BUILDERS),
+      ("data.input_2d", config.data.input_2d, pipeline.INPUT_2D_FIELDS),
+      ("model.name", config.model.name, registry.MODELS),
+      ("train.trainer", config.train.trainer, trainers.TRAINERS),
+  ]
+  for field, value, allowed in checks:
+    if value not in allowed:
+      raise ValueError(f"config.{field}: '{value}' is not one of {sorted(allowed)}")
+  for field in ("train.batch_size", "train.num_steps", "train.checkpoint_every",
+                "train.log_every", "eval.batch_size", "eval.frame_stride"):
+    section, key = field.split(".")
+    if int(config[section][key]) <= 0:
+      raise ValueError(f"config.{field}: must be positive, got {config[section][key]}")

@@ -1,0 +1,247 @@
+"""`train_and_evaluate(config, workdir)`: the one training loop every config runs.
+
+records -> grain pipeline -> sharded batch -> jitted train_step -> metric writers, with
+orbax checkpoints (resumed automatically), a final save on SIGTERM, and a stop with a
+named step on a non-finite loss that leaves the last good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+
+from absl import logging
+from clu import parameter_overview
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from jpose.data import pipeline
+from jpose.evaluate import evaluator
+from jpose.evaluate import report
+from jpose.train import checkpointing
+from jpose.train import config_check
+from jpose.train import sharding
+from jpose.train import trainers
+from jpose.train import writers
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The train loss became NaN or infinite; the message names the step."""
+
+
+@dataclasses.dataclass
+class Experiment:
+  """What a run needs besides the loop: data, trainer, mesh and compiled steps."""
+
+  config: ml_collections.ConfigDict
+  train_data: pipeline.SequenceSet | None
+  eval_data: pipeline.SequenceSet
+  stats: pipeline.NormStats
+  trainer: object
+  mesh: object
+  state_sharding: object
+  abstract_state: object
+
+  def init_state(self):
+    rng = jax.random.key(self.config.seed)
+    return jax.jit(self.trainer.init, out_shardings=self.state_sharding)(rng)
+
+
+def _data_kwargs(config):
+  return dict(input_2d=config.data.input_2d, data_dir=config.data.data_dir or None,
+              manual_dir=config.data.manual_dir or None,
+              max_sequences=config.data.max_sequences or None)
+
+
+def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True) -> Experiment:
+  config_check.validate(config)
+  sharding.check_batch_size(config.train.batch_size)
+  sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
+  train_data = pipeline.load_split(config.data.name, "train", **_data_kwargs(config))
+  stats = pipeline.compute_norm_stats(train_data)
+  eval_data = pipeline.load_split(config.data.name, config.eval.split, **_data_kwargs(config))
+  trainer = trainers.build(config, stats)
+  mesh = sharding.make_mesh()
+  abstract_state = jax.eval_shape(trainer.init, jax.random.key(config.seed))
+  state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state)
+  abstract_state = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state,
+      state_sharding)
+  return Experiment(config, train_data if need_train else None, eval_data, stats, trainer,
+                    mesh, state_sharding, abstract_state)
+
+
+def compile_train_step(exp: Experiment):
+  batch_sh = sharding.batch_sharding(exp.mesh)
+  return jax.jit(exp.trainer.train_step,
+                 in_shardings=(exp.state_sharding, {k: batch_sh for k in exp.trainer.batch_keys}),
+                 out_shardings=(exp.state_sharding, sharding.replicated(exp.mesh)),
+                 donate_argnums=0)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in tree.items():
+    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def _log_parameter_overview(state) -> None:
+  if jax.process_index() == 0:
+    for name, params in state.params.items():
+      print(f"Parameters of '{name}':")
+      print(parameter_overview.get_parameter_overview(params, include_stats=False))
+
+
+class _Preemption:
+  """Turns SIGTERM (TPU VM preemption) into a flag the loop checks every step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread (e.g. a notebook worker): no handler.
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and stopping.")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: int,
+                   eval_step=None, final: bool = True) -> dict:
+  acc = evaluator.evaluate(exp.trainer, state, exp.eval_data, exp.stats,
+                           exp.config.eval.batch_size, exp.mesh, eval_step,
+                           frame_stride=frame_stride)
+  step = int(jax.device_get(state.step))
+  results = report.results_dict(acc, step, dataset=exp.config.data.name,
+                                split=exp.config.eval.split, input_2d=exp.config.data.input_2d,
+                                frame_stride=frame_stride)
+  writer.write_scalars(step, {f"eval/{k}_action_wise": results[k]["action_wise_mean"]
+                              for k in report.PROTOCOLS if k in results})
+  if jax.process_index() == 0:
+    table = report.markdown_table(results)
+    print(f"\nEvaluation at step {step} on {exp.config.data.name}/{exp.config.eval.split} "
+          f"({results['num_frames']} poses, mm):\n{table}\n", flush=True)
+    if final:
+      paths = report.write(results, workdir)
+      print(f"Wrote {paths[0]} and {paths[1]}")
+  return results
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       evaluate_at_end: bool = True) -> dict | None:
+  """Trains config.train.num_steps steps (resuming from workdir) and evaluates."""
+  if config.distributed.initialize:
+    jax.distributed.initialize()
+  exp = build_experiment(config)
+  os.makedirs(workdir, exist_ok=True)
+  writer = writers.create_default_writer(workdir)
+  writer.write_hparams(_flatten(config.to_dict()))
+  ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep)
+  local_batch = sharding.per_process_batch(config.train.batch_size)
+  dataset = pipeline.make_dataset(exp.train_data, exp.stats, local_batch, seed=config.seed,
+                                  flip=config.data.flip)
+  iterator = pipeline.make_iterator(dataset, config.data.prefetch)
+  if ckpt.latest_step() is not None:
+    state, data_state = ckpt.restore(exp.abstract_state)
+    iterator.set_state(data_state)
+    logging.info("Resumed from step %d in %s", int(state.step), ckpt.directory)
+    print(f"Resuming from checkpoint step {int(state.step)} in {ckpt.directory}")
+  else:
+    state = exp.init_state()
+  _log_parameter_overview(state)
+  train_step = compile_train_step(exp)
+  eval_step = evaluator.make_eval_step(exp.trainer, exp.mesh)
+  start = int(jax.device_get(state.step))
+  num_steps = config.train.num_steps
+  keys = exp.trainer.batch_keys
+
+  pending = None  # (step, metrics) of the previous step, checked one step late.
+  sums, count = None, 0
+  bar = tqdm.tqdm(total=num_steps, initial=start, desc="train", unit="step",
+                  disable=jax.process_index() > 0, dynamic_ncols=True)
+  t_log, steps_since_log = time.time(), 0
+
+  def check(step_metrics, step):
+    loss = float(step_metrics["loss"])
+    if not np.isfinite(loss):
+      latest = ckpt.latest_step()
+      where = (f"the last good checkpoint (step {latest}) is kept in {ckpt.directory}"
+               if latest is not None else "no checkpoint had been written yet")
+      raise NonFiniteLossError(f"train loss is {loss} at step {step}; stopping: {where}")
+
+  with _Preemption() as preemption:
+    try:
+      for step in range(start + 1, num_steps + 1):
+        batch = sharding.to_global(exp.mesh, {k: v for k, v in next(iterator).items()
+                                              if k in keys})
+        state, metrics = train_step(state, batch)
+        if pending is not None:
+          check(*pending)
+        pending = (metrics, step)
+        sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+        count += 1
+        steps_since_log += 1
+        bar.update(1)
+        if step % config.train.log_every == 0 or step == num_steps:
+          check(*pending)
+          scalars = {f"train/{k}": float(v) / count for k, v in sums.items()}
+          elapsed = time.time() - t_log
+          scalars["train/steps_per_s"] = steps_since_log / elapsed
+          scalars["train/samples_per_s"] = steps_since_log * config.train.batch_size / elapsed
+          writer.write_scalars(step, scalars)
+          bar.set_postfix(loss=f"{scalars['train/loss']:.4f}",
+                          samples_s=f"{scalars['train/samples_per_s']:.0f}")
+          sums, count, t_log, steps_since_log = None, 0, time.time(), 0
+        save_now = (step % config.train.checkpoint_every == 0 or step == num_steps
+                    or preemption.requested)
+        if save_now:
+          check(*pending)  # never write a state whose own loss was not finite.
+          ckpt.save(state, iterator.get_state())
+        if config.train.eval_every and step % config.train.eval_every == 0 and step < num_steps:
+          run_evaluation(exp, state, workdir, writer, config.eval.frame_stride, eval_step,
+                         final=False)
+        if preemption.requested:
+          ckpt.wait()
+          print(f"Stopped by SIGTERM at step {step}; checkpoint saved in {ckpt.directory}")
+          return None
+      if pending is not None:
+        check(*pending)
+    finally:
+      bar.close()
+      ckpt.close()
+      writer.flush()
+  if not evaluate_at_end:
+    return None
+  results = run_evaluation(exp, state, workdir, writer, frame_stride=1, eval_step=eval_step)
+  writer.flush()
+  return results
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """--mode=eval: evaluates the latest checkpoint in workdir without training."""
+  exp = build_experiment(config, need_train=False)
+  ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f"--mode=eval: no checkpoint in {ckpt.directory}; train first")
+  state, _ = ckpt.restore(exp.abstract_state)
+  ckpt.close()
+  writer = writers.create_default_writer(workdir)
+  results = run_evaluation(exp, state, workdir, writer, frame_stride=1)
+  writer.flush()
+  return results

@@ -1,0 +1,43 @@
+"""One device mesh for every run: the batch is split on the 'data' axis, the state is
+replicated. The same code runs on 1 CPU, 8 GPUs or a multi-host TPU slice.
+"""
+
+from __future__ import annotations
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import numpy as np
+
+DATA_AXIS = "data"
+
+
+def make_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def check_batch_size(global_batch: int, field: str = "train.batch_size") -> None:
+  devices = jax.device_count()
+  if global_batch % devices:
+    raise ValueError(f"{field}={global_batch} must be divisible by the {devices} devices "
+                     "it is split over")
+
+
+def per_process_batch(global_batch: int) -> int:
+  """The part of the global batch that this process's input pipeline produces."""
+  check_batch_size(global_batch)
+  return global_batch // jax.process_count()
+
+
+def to_global(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+  """Assembles each process's local batch into global arrays sharded on 'data'."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in local_batch.items()}

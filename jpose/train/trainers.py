@@ -1,0 +1,197 @@
+"""Trainers: the pure init, train-step and predict functions of each model family.
+
+`TRAINERS` maps config.train.trainer to a class. A trainer is plain Python holding the
+Flax modules and optax transforms; its methods are pure functions of (state, batch) that
+the loop compiles once with jax.jit.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from jpose.data import pipeline
+from jpose.geometry import skeleton
+from jpose.metrics import pose as pose_metrics
+from jpose.models import registry
+from jpose.train import state as state_lib
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+_INPUT_JOINTS = [j for j in range(17) if j != skeleton.NECK_NOSE]
+
+
+def lifter_inputs(batch: Batch) -> jax.Array:
+  """(B, 17, 2) normalised 2D -> (B, 32): Neck/Nose dropped, as detectors lack it."""
+  return batch["pose_2d_norm"][:, _INPUT_JOINTS].reshape(batch["pose_2d_norm"].shape[0], -1)
+
+
+def lifter_targets(batch: Batch) -> jax.Array:
+  """(B, 17, 3) normalised root-relative 3D -> (B, 48): the root is always the origin."""
+  return batch["pose_3d_norm"][:, 1:].reshape(batch["pose_3d_norm"].shape[0], -1)
+
+
+def lifter_output_to_mm(output: jax.Array, norm: pipeline.NormStats) -> jax.Array:
+  """(B, 48) normalised output -> (B, 17, 3) root-relative mm with the root at 0."""
+  joints = output.reshape(output.shape[0], 16, 3)
+  joints = pipeline.denormalise(joints, norm.mean_3d[1:], norm.std_3d[1:])
+  return jnp.concatenate([jnp.zeros_like(joints[:, :1]), joints], axis=1)
+
+
+def adam_with_decay(config: ml_collections.ConfigDict, learning_rate: float
+                    ) -> optax.GradientTransformation:
+  schedule = optax.exponential_decay(learning_rate, config.train.lr_decay_steps,
+                                     config.train.lr_decay_rate, staircase=True)
+  return optax.adam(schedule)
+
+
+class SupervisedLifter:
+  """Martinez-style lifting: MSE on normalised 3D (+ DeepBase2's intermediate head)."""
+
+  batch_keys = ("pose_2d_norm", "pose_3d_norm", "pose_3d")
+
+  def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats):
+    self.config = config
+    self.norm = state_lib.norm_stats_to_device(norm)
+    self.models = {"lifter": registry.build(config.model.name, config)}
+    self.optimizers = {"lifter": adam_with_decay(config, config.train.learning_rate)}
+
+  def _sample_input(self, name: str) -> jax.Array:
+    return jnp.zeros((2, registry.NUM_LIFTER_INPUTS), jnp.float32)
+
+  def init(self, rng: jax.Array) -> state_lib.TrainState:
+    params, batch_stats, opt_state = {}, {}, {}
+    for i, (name, model) in enumerate(self.models.items()):
+      variables = model.init(jax.random.fold_in(rng, i), self._sample_input(name), train=False)
+      params[name] = variables["params"]
+      batch_stats[name] = variables.get("batch_stats", {})
+      opt_state[name] = self.optimizers[name].init(params[name])
+    return state_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                                batch_stats=batch_stats, opt_state=opt_state,
+                                rng=jax.random.key_data(jax.random.fold_in(rng, 1000)),
+                                norm=self.norm)
+
+  def _apply(self, state, name, params, x, train: bool, rng=None):
+    variables = {"params": params}
+    if state.batch_stats[name]:
+      variables["batch_stats"] = state.batch_stats[name]
+    if not train:
+      return self.models[name].apply(variables, x, train=False), state.batch_stats[name]
+    mutable = ["batch_stats"] if state.batch_stats[name] else []
+    out = self.models[name].apply(variables, x, train=True, rngs={"dropout": rng},
+                                  mutable=mutable)
+    outputs, updates = out if mutable else (out, {})
+    return outputs, updates.get("batch_stats", state.batch_stats[name])
+
+  def _supervised_loss(self, outputs, targets):
+    loss = jnp.mean((outputs["output"] - targets) ** 2)
+    if "intermediate" in outputs:
+      loss = loss + self.config.train.intermediate_loss_weight * jnp.mean(
+          (outputs["intermediate"] - targets) ** 2)
+    return loss
+
+  def _update(self, state, name, grads, params):
+    updates, opt_state = self.optimizers[name].update(grads, state.opt_state[name], params)
+    return optax.apply_updates(params, updates), opt_state
+
+  def train_step(self, state: state_lib.TrainState, batch: Batch
+                 ) -> tuple[state_lib.TrainState, Metrics]:
+    x, y = lifter_inputs(batch), lifter_targets(batch)
+
+    def loss_fn(params):
+      outputs, stats = self._apply(state, "lifter", params, x, True,
+                                   state_lib.stream(state, "dropout"))
+      return self._supervised_loss(outputs, y), (outputs, stats)
+
+    (loss, (outputs, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params["lifter"])
+    params, opt_state = self._update(state, "lifter", grads, state.params["lifter"])
+    state = state.replace(step=state.step + 1, params={**state.params, "lifter": params},
+                          batch_stats={**state.batch_stats, "lifter": stats},
+                          opt_state={**state.opt_state, "lifter": opt_state})
+    mm = lifter_output_to_mm(outputs["output"], state.norm)
+    return state, {"loss": loss,
+                   "train_mpjpe": jnp.mean(pose_metrics.mpjpe(mm, batch["pose_3d"]))}
+
+  def predict(self, state: state_lib.TrainState, batch: Batch) -> jax.Array:
+    """(B, 17, 3) root-relative predictions in mm, eval mode."""
+    outputs, _ = self._apply(state, "lifter", state.params["lifter"], lifter_inputs(batch),
+                             False)
+    return lifter_output_to_mm(outputs["output"], state.norm)
+
+
+def _bce_with_logits(logits, label: float):
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, label)))
+
+
+class GanLifter(SupervisedLifter):
+  """The lifter as generator; a pose critic judges 3D poses. Each step first updates the
+  critic on (real, generated) poses, then the generator on supervised + adversarial loss.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats):
+    super().__init__(config, norm)
+    self.models["critic"] = registry.build("pose_critic", config)
+    self.optimizers["critic"] = adam_with_decay(config, config.gan.critic_learning_rate)
+
+  def _sample_input(self, name: str) -> jax.Array:
+    size = registry.NUM_LIFTER_OUTPUTS if name == "critic" else registry.NUM_LIFTER_INPUTS
+    return jnp.zeros((2, size), jnp.float32)
+
+  def train_step(self, state, batch):
+    x, real = lifter_inputs(batch), lifter_targets(batch)
+    generated, _ = self._apply(state, "lifter", state.params["lifter"], x, True,
+                               state_lib.stream(state, "dropout"))
+    fake = jax.lax.stop_gradient(generated["output"])
+
+    def critic_loss_fn(params):
+      rng = state_lib.stream(state, "critic_dropout")
+      real_logits, _ = self._apply(state, "critic", params, real, True, rng)
+      fake_logits, _ = self._apply(state, "critic", params, fake, True,
+                                   jax.random.fold_in(rng, 1))
+      return (_bce_with_logits(real_logits["output"], 1.0)
+              + _bce_with_logits(fake_logits["output"], 0.0))
+
+    critic_loss, critic_grads = jax.value_and_grad(critic_loss_fn)(state.params["critic"])
+    critic_params, critic_opt = self._update(state, "critic", critic_grads,
+                                             state.params["critic"])
+
+    def generator_loss_fn(params):
+      outputs, stats = self._apply(state, "lifter", params, x, True,
+                                   state_lib.stream(state, "dropout"))
+      logits, _ = self._apply(state, "critic", critic_params, outputs["output"], True,
+                              state_lib.stream(state, "critic_dropout_g"))
+      supervised = self._supervised_loss(outputs, real)
+      adversarial = _bce_with_logits(logits["output"], 1.0)
+      total = supervised + self.config.gan.adversarial_weight * adversarial
+      return total, (supervised, adversarial, outputs, stats)
+
+    (loss, (supervised, adversarial, outputs, stats)), grads = jax.value_and_grad(
+        generator_loss_fn, has_aux=True)(state.params["lifter"])
+    params, opt_state = self._update(state, "lifter", grads, state.params["lifter"])
+    state = state.replace(
+        step=state.step + 1,
+        params={"lifter": params, "critic": critic_params},
+        batch_stats={**state.batch_stats, "lifter": stats},
+        opt_state={"lifter": opt_state, "critic": critic_opt})
+    mm = lifter_output_to_mm(outputs["output"], state.norm)
+    return state, {"loss": loss, "supervised_loss": supervised,
+                   "adversarial_loss": adversarial, "critic_loss": critic_loss,
+                   "train_mpjpe": jnp.mean(pose_metrics.mpjpe(mm, batch["pose_3d"]))}
+
+
+TRAINERS: dict[str, Callable[..., SupervisedLifter]] = {
+    "supervised": SupervisedLifter,
+    "gan": GanLifter,
+}
+
+
+def build(config: ml_collections.ConfigDict, norm: pipeline.NormStats):
+  if config.train.trainer not in TRAINERS:
+    raise KeyError(f"train.trainer: unknown trainer '{config.train.trainer}'; "
+                   f"known: {sorted(TRAINERS)}")
+  return TRAINERS[config.train.trainer](config, norm)
