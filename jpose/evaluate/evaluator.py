@@ -45,3 +45,18 @@ def evaluate(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormSta
     acc.update({k: np.asarray(v) for k, v in errors.items()},
                [data.actions[s] for s in seq], [data.subjects[s] for s in seq], valid=valid)
   return acc
+
+
+def sample_predictions(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormStats,
+                       num_examples: int = 3) -> dict[str, np.ndarray]:
+  """Predictions for a few frames spread over the split, for figures and notebooks."""
+  dataset = pipeline.make_dataset(data, stats, num_examples, train=False,
+                                  frame_stride=max(1, data.num_frames // num_examples),
+                                  shard_index=0, shard_count=1)
+  batch = dataset[0]
+  inputs = {k: jax.numpy.asarray(batch[k]) for k in trainer.batch_keys}
+  predicted = np.asarray(jax.jit(trainer.predict)(jax.device_get(state), inputs))
+  titles = [f"{data.subjects[s]} {data.actions[s]} #{f}"
+            for s, f in zip(batch["seq_index"], batch["frame_index"])]
+  return {"pose_2d": batch["pose_2d"], "pose_3d": batch["pose_3d"], "predicted": predicted,
+          "titles": titles}

@@ -22,6 +22,7 @@ import tqdm
 
 from jpose.data import pipeline
 from jpose.evaluate import evaluator
+from jpose.evaluate import plots
 from jpose.evaluate import report
 from jpose.train import checkpointing
 from jpose.train import config_check
@@ -139,7 +140,11 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
           f"({results['num_frames']} poses, mm):\n{table}\n", flush=True)
     if final:
       paths = report.write(results, workdir)
-      print(f"Wrote {paths[0]} and {paths[1]}")
+      examples = evaluator.sample_predictions(exp.trainer, state, exp.eval_data, exp.stats)
+      figure = plots.figure_2d_3d(examples["pose_2d"], examples["pose_3d"],
+                                  examples["predicted"], examples["titles"])
+      figure.savefig(os.path.join(workdir, "poses.png"), dpi=80)
+      print(f"Wrote {paths[0]}, {paths[1]} and poses.png")
   return results
 
 

@@ -63,6 +63,12 @@ class SupervisedLifter:
   def _sample_input(self, name: str) -> jax.Array:
     return jnp.zeros((2, registry.NUM_LIFTER_INPUTS), jnp.float32)
 
+  def batch_shapes(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes of the batch arrays train_step reads (for benchmarks and compilation)."""
+    return {"pose_2d_norm": jax.ShapeDtypeStruct((batch_size, 17, 2), jnp.float32),
+            "pose_3d_norm": jax.ShapeDtypeStruct((batch_size, 17, 3), jnp.float32),
+            "pose_3d": jax.ShapeDtypeStruct((batch_size, 17, 3), jnp.float32)}
+
   def init(self, rng: jax.Array) -> state_lib.TrainState:
     params, batch_stats, opt_state = {}, {}, {}
     for i, (name, model) in enumerate(self.models.items()):
@@ -81,11 +87,11 @@ class SupervisedLifter:
       variables["batch_stats"] = state.batch_stats[name]
     if not train:
       return self.models[name].apply(variables, x, train=False), state.batch_stats[name]
-    mutable = ["batch_stats"] if state.batch_stats[name] else []
-    out = self.models[name].apply(variables, x, train=True, rngs={"dropout": rng},
-                                  mutable=mutable)
-    outputs, updates = out if mutable else (out, {})
-    return outputs, updates.get("batch_stats", state.batch_stats[name])
+    if not state.batch_stats[name]:
+      return self.models[name].apply(variables, x, train=True, rngs={"dropout": rng}), {}
+    outputs, updates = self.models[name].apply(variables, x, train=True, rngs={"dropout": rng},
+                                               mutable=["batch_stats"])
+    return outputs, updates["batch_stats"]
 
   def _supervised_loss(self, outputs, targets):
     loss = jnp.mean((outputs["output"] - targets) ** 2)

@@ -1,0 +1,87 @@
+"""Times a config's full compiled train step (forward, backward, optimizer update) on
+random inputs of the right shapes.
+
+  python -m jpose.bench --config martinez --batch-size 256 --steps 50 --json
+
+With --json, prints one JSON line: config, params, batch_size, compile_s, step_ms
+(median), samples_per_s, device_kind, device_count.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+import configs
+from jpose.data import pipeline
+from jpose.train import config_check
+from jpose.train import sharding
+from jpose.train import trainers
+
+_CONFIG = flags.DEFINE_string("config", None, "Config name in configs/ (e.g. martinez) or "
+                              "a path to a config file; ':tiny' selects the tiny variant.")
+_BATCH = flags.DEFINE_integer("batch-size", None, "Global batch (default: the config's).")
+_STEPS = flags.DEFINE_integer("steps", 30, "Timed steps after compilation and warm-up.")
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
+
+
+def benchmark(config, batch_size: int, steps: int) -> dict:
+  config_check.validate(config)
+  sharding.check_batch_size(batch_size)
+  norm = pipeline.NormStats(np.zeros((17, 2), np.float32), np.ones((17, 2), np.float32),
+                            np.zeros((17, 3), np.float32), np.ones((17, 3), np.float32))
+  trainer = trainers.build(config, norm)
+  mesh = sharding.make_mesh()
+  rng = np.random.default_rng(0)
+  batch = {k: rng.normal(size=s.shape).astype(s.dtype)
+           for k, s in trainer.batch_shapes(batch_size).items()}
+  batch = sharding.to_global(mesh, batch)
+  state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh),
+                                jax.eval_shape(trainer.init, jax.random.key(0)))
+  state = jax.jit(trainer.init, out_shardings=state_sharding)(jax.random.key(config.seed))
+  step_fn = jax.jit(trainer.train_step, out_shardings=(state_sharding, sharding.replicated(mesh)),
+                    donate_argnums=0)
+  t0 = time.perf_counter()
+  compiled = step_fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  for _ in range(3):  # warm-up
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t0)
+  step_s = statistics.median(times)
+  params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+  return {"config": None, "params": params, "batch_size": batch_size,
+          "compile_s": round(compile_s, 3), "step_ms": round(step_s * 1e3, 3),
+          "samples_per_s": round(batch_size / step_s, 1),
+          "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count()}
+
+
+def main(argv):
+  del argv
+  config = configs.load(_CONFIG.value)
+  batch_size = _BATCH.value or config.train.batch_size
+  result = benchmark(config, batch_size, _STEPS.value)
+  result["config"] = _CONFIG.value
+  if _JSON.value:
+    print(json.dumps(result))
+  else:
+    print(f"{result['config']}: {result['params']:,} params, batch {batch_size}, "
+          f"compile {result['compile_s']:.1f} s, {result['step_ms']:.2f} ms/step, "
+          f"{result['samples_per_s']:,.0f} samples/s on {result['device_count']} x "
+          f"{result['device_kind']}")
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("config")
+  app.run(main)

@@ -1,0 +1,69 @@
+"""Pose figures: 2D input, ground-truth 3D and predicted 3D side by side.
+
+Used by the evaluation (writes <workdir>/poses.png) and the Colab demos.
+"""
+
+from __future__ import annotations
+
+from matplotlib import figure as figure_lib
+import numpy as np
+
+from jpose.geometry import skeleton as skeleton_lib
+
+_LEFT, _RIGHT, _MIDDLE = "tab:blue", "tab:red", "0.3"
+
+
+def _bone_colour(child: int, skeleton: skeleton_lib.Skeleton) -> str:
+  name = skeleton.joint_names[child]
+  return _LEFT if name.startswith("L") else _RIGHT if name.startswith("R") else _MIDDLE
+
+
+def draw_2d(ax, pose_2d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str = "") -> None:
+  """(J, 2) pixel pose; image y points down, so the axis is inverted."""
+  for parent, child in skeleton.bones:
+    seg = pose_2d[[parent, child]]
+    if np.isfinite(seg).all():
+      ax.plot(seg[:, 0], seg[:, 1], color=_bone_colour(child, skeleton), lw=2)
+  ax.scatter(pose_2d[:, 0], pose_2d[:, 1], s=8, color="k")
+  finite = pose_2d[np.isfinite(pose_2d).all(axis=-1)]
+  centre = (finite.max(0) + finite.min(0)) / 2
+  half = (finite.max(0) - finite.min(0)).max() / 2 * 1.15
+  ax.set_xlim(centre[0] - half, centre[0] + half)
+  ax.set_ylim(centre[1] - half, centre[1] + half)
+  ax.set_aspect("equal")
+  ax.invert_yaxis()
+  ax.set_title(title)
+
+
+def draw_3d(ax, pose_3d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str = "",
+            radius: float = 900.0) -> None:
+  """(J, 3) camera-frame pose in mm (x right, y down, z forward), drawn upright."""
+  # Camera frame -> plotting frame: x right, depth into the page, up = -y.
+  p = np.stack([pose_3d[:, 0], pose_3d[:, 2], -pose_3d[:, 1]], axis=-1)
+  for parent, child in skeleton.bones:
+    seg = p[[parent, child]]
+    ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color=_bone_colour(child, skeleton), lw=2)
+  centre = p[0]
+  ax.set_xlim(centre[0] - radius, centre[0] + radius)
+  ax.set_ylim(centre[1] - radius, centre[1] + radius)
+  ax.set_zlim(centre[2] - radius, centre[2] + radius)
+  ax.view_init(elev=15, azim=-70)
+  ax.set_title(title)
+
+
+def figure_2d_3d(poses_2d: np.ndarray, targets_3d: np.ndarray, predicted_3d: np.ndarray,
+                 titles: list[str] | None = None):
+  """One row per example: 2D input | ground truth 3D | predicted 3D (with its MPJPE)."""
+  n = len(poses_2d)
+  # A bare Figure needs no pyplot backend: it works on headless servers and in notebooks.
+  fig = figure_lib.Figure(figsize=(12, 4 * n))
+  for i in range(n):
+    error = np.linalg.norm(predicted_3d[i] - targets_3d[i], axis=-1).mean()
+    label = titles[i] if titles else f"example {i}"
+    draw_2d(fig.add_subplot(n, 3, 3 * i + 1), poses_2d[i], title=f"{label}: 2D input")
+    draw_3d(fig.add_subplot(n, 3, 3 * i + 2, projection="3d"), targets_3d[i],
+            title="ground truth 3D")
+    draw_3d(fig.add_subplot(n, 3, 3 * i + 3, projection="3d"), predicted_3d[i],
+            title=f"predicted 3D (MPJPE {error:.0f} mm)")
+  fig.tight_layout()
+  return fig

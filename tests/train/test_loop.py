@@ -1,0 +1,167 @@
+"""The training loop end to end on tiny configs: every config trains and evaluates,
+resume reproduces an uninterrupted run, NaN and SIGTERM stop it safely, bad keys fail.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+import configs
+from jpose.train import checkpointing
+from jpose.train import config_check
+from jpose.train import loop
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _tiny(name, tfds_dir, **train):
+  config = configs.load(f"{name}:tiny")
+  config.data.data_dir = tfds_dir
+  for key, value in train.items():
+    config.train[key] = value
+  return config
+
+
+def _final_state(config, workdir):
+  exp = loop.build_experiment(config)
+  state, data_state = checkpointing.Checkpointer(workdir, 3).restore(exp.abstract_state)
+  return state, data_state
+
+
+@pytest.mark.parametrize("name", ["martinez", "deepbase1", "deepbase2", "gan"])
+def test_every_config_trains_and_evaluates(name, tfds_dir, tmp_path):
+  results = loop.train_and_evaluate(_tiny(name, tfds_dir), str(tmp_path))
+  with open(tmp_path / "eval_results.json") as f:
+    saved = json.load(f)
+  assert saved["step"] == 6 and saved == json.loads(json.dumps(results))
+  for protocol in ("protocol1", "protocol2"):
+    p = saved[protocol]
+    assert set(p) >= {"action_wise_mean", "frame_wise_mean", "per_action"}
+    assert all(np.isfinite(v) and v > 0 for v in p["per_action"].values())
+    assert p["action_wise_mean"] == pytest.approx(np.mean(list(p["per_action"].values())))
+  assert saved["protocol2"]["frame_wise_mean"] <= saved["protocol1"]["frame_wise_mean"]
+  assert (tmp_path / "eval_results.md").exists()
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tensorboard"))
+
+
+def test_resume_equals_uninterrupted_run(tfds_dir, tmp_path):
+  full = tmp_path / "full"
+  loop.train_and_evaluate(_tiny("martinez", tfds_dir, num_steps=6), str(full),
+                          evaluate_at_end=False)
+  split = tmp_path / "split"
+  loop.train_and_evaluate(_tiny("martinez", tfds_dir, num_steps=3), str(split),
+                          evaluate_at_end=False)
+  loop.train_and_evaluate(_tiny("martinez", tfds_dir, num_steps=6), str(split),
+                          evaluate_at_end=False)
+  a, data_a = _final_state(_tiny("martinez", tfds_dir), str(full))
+  b, data_b = _final_state(_tiny("martinez", tfds_dir), str(split))
+  assert int(a.step) == int(b.step) == 6 and data_a == data_b
+  chex.assert_trees_all_equal(a.params, b.params)
+  chex.assert_trees_all_equal(a.opt_state, b.opt_state)
+  chex.assert_trees_all_equal(a.batch_stats, b.batch_stats)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tfds_dir, tmp_path,
+                                                                     monkeypatch):
+  real_compile = loop.compile_train_step
+
+  def poisoned(exp):
+    step_fn = real_compile(exp)
+
+    def run(state, batch):
+      state, metrics = step_fn(state, batch)
+      if int(state.step) >= 5:  # the 5th step's loss is NaN
+        metrics = {**metrics, "loss": metrics["loss"] * np.nan}
+      return state, metrics
+    return run
+
+  monkeypatch.setattr(loop, "compile_train_step", poisoned)
+  config = _tiny("martinez", tfds_dir, num_steps=6, checkpoint_every=3, log_every=100)
+  with pytest.raises(loop.NonFiniteLossError, match=r"nan at step 5.*step 3"):
+    loop.train_and_evaluate(config, str(tmp_path))
+  manager = checkpointing.Checkpointer(str(tmp_path), 3)
+  assert manager.manager.all_steps() == [3]
+  state, _ = _final_state(config, str(tmp_path))
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+
+
+def test_sigterm_saves_and_resume_finishes_the_run(tfds_dir, tmp_path, monkeypatch):
+  real_compile = loop.compile_train_step
+
+  def preempted(exp):
+    step_fn = real_compile(exp)
+
+    def run(state, batch):
+      state, metrics = step_fn(state, batch)
+      if int(state.step) == 4:
+        os.kill(os.getpid(), signal.SIGTERM)
+      return state, metrics
+    return run
+
+  monkeypatch.setattr(loop, "compile_train_step", preempted)
+  config = _tiny("martinez", tfds_dir, num_steps=6, checkpoint_every=100)
+  assert loop.train_and_evaluate(config, str(tmp_path / "run")) is None
+  assert checkpointing.Checkpointer(str(tmp_path / "run"), 3).manager.all_steps() == [4]
+  monkeypatch.setattr(loop, "compile_train_step", real_compile)
+  loop.train_and_evaluate(config, str(tmp_path / "run"), evaluate_at_end=False)
+  loop.train_and_evaluate(config, str(tmp_path / "ref"), evaluate_at_end=False)
+  a, _ = _final_state(config, str(tmp_path / "run"))
+  b, _ = _final_state(config, str(tmp_path / "ref"))
+  chex.assert_trees_all_equal(a.params, b.params)
+
+
+def test_unknown_config_key_is_named():
+  config = configs.load("martinez:tiny")
+  config.unlock()
+  config.train.batch_sise = 3
+  with pytest.raises(KeyError, match=r"config.train.batch_sise: unknown field; did you mean "
+                                     r"config.train.batch_size\?"):
+    config_check.validate(config)
+  config = configs.load("martinez:tiny")
+  config.data.input_2d = "hourglass"
+  with pytest.raises(ValueError, match=r"config.data.input_2d: 'hourglass'"):
+    config_check.validate(config)
+
+
+def test_cli_rejects_unknown_override_without_traceback(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "jpose.main", "--config",
+                        "configs/martinez.py:tiny", "--workdir", str(tmp_path),
+                        "--config.train.batch_sise=3"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode != 0
+  assert "batch_sise" in out.stderr and "batch_size" in out.stderr
+  assert "Traceback" not in out.stderr
+
+
+def test_cli_trains_then_eval_mode_reads_the_checkpoint(tfds_dir, tmp_path):
+  env = {**os.environ, "TFDS_DATA_DIR": tfds_dir}
+  cmd = [sys.executable, "-m", "jpose.main", "--config", "configs/deepbase2.py:tiny",
+         "--workdir", str(tmp_path)]
+  subprocess.run(cmd + ["--mode=train"], cwd=REPO, env=env, check=True, timeout=300,
+                 capture_output=True)
+  assert not (tmp_path / "eval_results.json").exists()
+  out = subprocess.run(cmd + ["--mode=eval"], cwd=REPO, env=env, check=True, timeout=300,
+                       capture_output=True, text=True)
+  assert "protocol1" in out.stdout
+  with open(tmp_path / "eval_results.json") as f:
+    assert json.load(f)["step"] == 6
+
+
+def test_eight_devices_match_one(tfds_dir):
+  def run(devices):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, os.path.join(REPO, "tests/train/_run_tiny.py"),
+                          "gan:tiny", tfds_dir, "4"], cwd=REPO, env=env, check=True,
+                         capture_output=True, text=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+  one, eight = run(1), run(8)
+  assert one["devices"] == 1 and eight["devices"] == 8
+  np.testing.assert_allclose(eight["losses"], one["losses"], rtol=1e-5)
