@@ -22,19 +22,28 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "lifter"  # Model key in jpose.models.registry.
-  c.model.width = 1024  # Hidden width.
+  c.model.width = 1024  # Hidden width: MLP units, or TCN channels.
   c.model.num_blocks = 2  # Residual blocks.
   c.model.dropout = 0.5  # Dropout rate after each hidden layer.
   c.model.max_norm = True  # Clip each weight matrix's norm to 1 (Martinez et al.).
   c.model.intermediate_head_after = 0  # Block after which a supervised 3D head sits (0: none).
+  c.model.filter_width = 3  # TCN temporal kernel width W; receptive field W^(blocks+1).
+  c.model.causal = False  # TCN sees only past frames (right-aligned receptive field).
+  c.model.input_depth = False  # TCN input is 2D plus per-joint root-relative depth.
+  c.model.depth_range_mm = 1500.0  # Depth is divided by this range (D in Kato et al.).
+  c.model.noise_2d = 0.0  # Train-time Gaussian noise sigma on normalised 2D inputs.
+  c.model.noise_depth = 0.0  # Train-time Gaussian noise sigma on normalised depth.
 
   c.train = ml_collections.ConfigDict()
   c.train.trainer = "supervised"  # Trainer key in jpose.train.trainers.
   c.train.batch_size = 64  # Global batch, split over all devices.
   c.train.num_steps = 10_000  # Optimizer steps.
-  c.train.learning_rate = 1e-3  # Adam learning rate.
-  c.train.lr_decay_rate = 0.96  # Exponential decay factor ...
-  c.train.lr_decay_steps = 100_000  # ... applied every this many steps (staircase=False).
+  c.train.optimizer = "adam"  # "adam" or "amsgrad" (VideoPose3D).
+  c.train.learning_rate = 1e-3  # Initial learning rate.
+  c.train.lr_decay_rate = 0.96  # Learning rate is multiplied by this ...
+  c.train.lr_decay_steps = 100_000  # ... every this many steps (0: every epoch).
+  c.train.bn_momentum_start = 0.1  # TCN batch-norm momentum at step 0 (PyTorch convention) ...
+  c.train.bn_momentum_end = 0.001  # ... decayed exponentially to this at the last step.
   c.train.intermediate_loss_weight = 1.0  # Weight of the intermediate head's loss.
   c.train.checkpoint_every = 5_000  # Steps between checkpoints.
   c.train.max_to_keep = 3  # Checkpoints kept on disk.
@@ -45,6 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 4096  # Poses per eval step.
   c.eval.split = "test"  # Split evaluated.
   c.eval.frame_stride = 1  # Evaluate every n-th frame (1: all; >1 for quick curves).
+  c.eval.flip_test = False  # Average predictions on the input and its mirror image.
+  c.eval.chunk_frames = 512  # Temporal models predict whole sequences in chunks this long.
+  c.eval.depth_noise = 0.0  # Noise sigma on normalised test depth (a first stage's errors).
 
   c.gan = ml_collections.ConfigDict()
   c.gan.adversarial_weight = 0.01  # Weight of the generator's adversarial loss.
@@ -68,4 +80,35 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.eval.batch_size = 256
   c.eval.frame_stride = 10
   c.data.max_sequences = 8
+  return c
+
+
+# Receptive field -> (filter width W, residual blocks B), with W^(B+1) frames.
+TCN_SHAPES = {1: (1, 2), 27: (3, 2), 81: (3, 3), 243: (3, 4)}
+
+
+def temporal_config(receptive_field: int, variant: str = "") -> ml_collections.ConfigDict:
+  """The VideoPose3D recipe for the dilated TCN of the given receptive field."""
+  c = base_config()
+  c.model.name = "tcn"
+  c.model.filter_width, c.model.num_blocks = TCN_SHAPES[receptive_field]
+  c.model.width = 1024
+  c.model.dropout = 0.25
+  c.model.max_norm = False
+  c.model.noise_2d = 0.1
+  c.data.flip = True
+  c.eval.flip_test = True
+  c.train.trainer = "temporal"
+  c.train.optimizer = "amsgrad"
+  c.train.learning_rate = 1e-3
+  c.train.lr_decay_rate = 0.95
+  c.train.lr_decay_steps = 0  # every epoch
+  c.train.batch_size = 1024
+  # 80 epochs of Human3.6M's ~1.5 M training frames at batch 1024.
+  c.train.num_steps = 115_000
+  c.train.checkpoint_every = 5_000
+  c.train.log_every = 200
+  if variant == "tiny":
+    c = tiny(c)
+    c.eval.chunk_frames = 32
   return c

@@ -22,7 +22,7 @@ import configs
 from jpose.data import pipeline
 from jpose.train import config_check
 from jpose.train import sharding
-from jpose.train import trainers
+from jpose.train import registry
 
 _CONFIG = flags.DEFINE_string("config", None, "Config name in configs/ (e.g. martinez) or "
                               "a path to a config file; ':tiny' selects the tiny variant.")
@@ -31,16 +31,45 @@ _STEPS = flags.DEFINE_integer("steps", 30, "Timed steps after compilation and wa
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
 
 
+def random_sequences(num_frames: int = 50_000, length: int = 1_000) -> pipeline.SequenceSet:
+  """A stand-in split of the right shapes (for device-resident trainers)."""
+  rng = np.random.default_rng(0)
+  count = num_frames // length
+  lengths = np.full(count, length)
+  return pipeline.SequenceSet(
+      pose_2d=rng.normal(500, 100, (num_frames, 17, 2)).astype(np.float32),
+      pose_3d=rng.normal(0, 300, (num_frames, 17, 3)).astype(np.float32),
+      seq_index=np.repeat(np.arange(count, dtype=np.int32), length),
+      frame_index=np.tile(np.arange(length, dtype=np.int32), count),
+      starts=np.arange(count) * length, lengths=lengths, subjects=["S1"] * count,
+      actions=["Walking"] * count, cameras=["0"] * count,
+      camera_c=np.full((count, 2), 512.0, np.float32),
+      camera_f=np.full((count, 2), 1145.0, np.float32), fps=50.0)
+
+
+def random_batch(shapes: dict, num_frames: int, rng: np.random.Generator) -> dict:
+  batch = {}
+  for key, spec in shapes.items():
+    if np.issubdtype(spec.dtype, np.integer):
+      batch[key] = rng.integers(0, num_frames, spec.shape).astype(spec.dtype)
+    elif spec.dtype == np.bool_:
+      batch[key] = rng.random(spec.shape) < 0.5
+    else:
+      batch[key] = rng.normal(size=spec.shape).astype(spec.dtype)
+  return batch
+
+
 def benchmark(config, batch_size: int, steps: int) -> dict:
   config_check.validate(config)
   sharding.check_batch_size(batch_size)
+  data = random_sequences()
   norm = pipeline.NormStats(np.zeros((17, 2), np.float32), np.ones((17, 2), np.float32),
                             np.zeros((17, 3), np.float32), np.ones((17, 3), np.float32))
-  trainer = trainers.build(config, norm)
+  trainer = registry.build(config, norm, num_train_frames=data.num_frames)
   mesh = sharding.make_mesh()
-  rng = np.random.default_rng(0)
-  batch = {k: rng.normal(size=s.shape).astype(s.dtype)
-           for k, s in trainer.batch_shapes(batch_size).items()}
+  resident = sharding.replicate(mesh, trainer.resident_data(data))
+  batch = random_batch(trainer.batch_shapes(batch_size), data.num_frames,
+                       np.random.default_rng(0))
   batch = sharding.to_global(mesh, batch)
   state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh),
                                 jax.eval_shape(trainer.init, jax.random.key(0)))
@@ -48,15 +77,15 @@ def benchmark(config, batch_size: int, steps: int) -> dict:
   step_fn = jax.jit(trainer.train_step, out_shardings=(state_sharding, sharding.replicated(mesh)),
                     donate_argnums=0)
   t0 = time.perf_counter()
-  compiled = step_fn.lower(state, batch).compile()
+  compiled = step_fn.lower(state, batch, resident).compile()
   compile_s = time.perf_counter() - t0
   for _ in range(3):  # warm-up
-    state, metrics = compiled(state, batch)
+    state, metrics = compiled(state, batch, resident)
   jax.block_until_ready(metrics)
   times = []
   for _ in range(steps):
     t0 = time.perf_counter()
-    state, metrics = compiled(state, batch)
+    state, metrics = compiled(state, batch, resident)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t0)
   step_s = statistics.median(times)

@@ -155,9 +155,11 @@ class _BatchGather:
   """Maps a global batch number to a batch dict; pure given (seed, number)."""
 
   def __init__(self, data: SequenceSet, stats: NormStats, frame_ids: np.ndarray,
-               batch_size: int, seed: int, shuffle: bool, flip: bool, window: int | None):
+               batch_size: int, seed: int, shuffle: bool, flip: bool, window: int | None,
+               indices_only: bool = False):
     self.data, self.stats, self.frame_ids = data, stats, frame_ids
     self.batch_size, self.seed, self.shuffle, self.flip = batch_size, seed, shuffle, flip
+    self.indices_only = indices_only
     self.offsets = None if window is None else np.arange(window) - window // 2
     self.batches_per_epoch = -(-len(frame_ids) // batch_size) if not shuffle else (
         len(frame_ids) // batch_size)
@@ -178,6 +180,11 @@ class _BatchGather:
       ids = np.concatenate([ids, np.full(self.batch_size - ids.shape[0], ids[-1])])
     d = self.data
     seq = d.seq_index[ids]
+    do_flip = (np.random.default_rng([self.seed, 1, int(number)]).random(self.batch_size) < 0.5
+               if self.flip else np.zeros(self.batch_size, bool))
+    if self.indices_only:  # device-resident data: the step gathers (and flips) on device.
+      return {"frame_id": ids.astype(np.int32), "flip": do_flip, "seq_index": seq.astype(np.int32),
+              "frame_index": d.frame_index[ids], "valid": valid}
     if self.offsets is None:
       pose_2d = d.pose_2d[ids]
     else:  # windows with edge replication at the sequence boundaries.
@@ -186,8 +193,7 @@ class _BatchGather:
       pose_2d = d.pose_2d[np.clip(ids[:, None] + self.offsets, first, last)]
     pose_3d = d.pose_3d[ids]
     if self.flip:
-      rng = np.random.default_rng([self.seed, 1, int(number)])
-      do = rng.random(self.batch_size) < 0.5
+      do = do_flip
       cx = d.camera_c[seq, 0].reshape((-1,) + (1,) * (pose_2d.ndim - 2))
       pose_2d = np.where(do.reshape((-1,) + (1,) * (pose_2d.ndim - 1)),
                          flip_pose_2d(pose_2d, cx), pose_2d)
@@ -207,14 +213,15 @@ class _BatchGather:
 def make_dataset(data: SequenceSet, stats: NormStats, batch_size: int, *, seed: int = 0,
                  train: bool = True, flip: bool = False, window: int | None = None,
                  shard_index: int | None = None, shard_count: int | None = None,
-                 frame_stride: int = 1) -> grain.MapDataset:
+                 frame_stride: int = 1, indices_only: bool = False) -> grain.MapDataset:
   """A grain MapDataset of batch dicts.
 
   train=True: shuffled anew each epoch from `seed`, repeats forever, full batches.
   train=False: every frame once in order; the last batch is padded (see `valid`).
   Frames are sharded per process (default: this JAX process), so each host reads its
   own part of the global batch; `batch_size` is the per-process batch. `frame_stride`
-  keeps every n-th frame (quick evaluations during training).
+  keeps every n-th frame (quick evaluations during training). `indices_only` yields
+  just frame ids and flip flags, for data kept on the device (`jpose.data.resident`).
   """
   shard_index = jax.process_index() if shard_index is None else shard_index
   shard_count = jax.process_count() if shard_count is None else shard_count
@@ -223,7 +230,7 @@ def make_dataset(data: SequenceSet, stats: NormStats, batch_size: int, *, seed: 
     raise ValueError(f"train.batch_size {batch_size} is larger than the {len(frame_ids)} "
                      "frames of this split")
   gather = _BatchGather(data, stats, frame_ids, batch_size, seed, shuffle=train,
-                        flip=flip and train, window=window)
+                        flip=flip and train, window=window, indices_only=indices_only)
   num_batches = gather.batches_per_epoch * (10**9 if train else 1)
   return grain.MapDataset.range(num_batches).map(gather)
 

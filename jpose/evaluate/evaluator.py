@@ -1,12 +1,15 @@
-"""Runs a trainer's `predict` over a split and accumulates per-pose errors by action.
+"""Runs a trained model over a split and accumulates per-pose errors by action.
 
-The eval step is compiled once; batches are sharded on the data axis like training, and
-per-pose errors are gathered to every process before accumulation.
+`evaluate` scores frame-wise models (lifters) frame by frame; `evaluate_sequences` runs
+temporal models over whole sequences in fixed-size chunks (one compilation for any
+sequence length) and adds the velocity error (MPJVE). Eval steps are compiled once and
+sharded on the data axis like training; errors are gathered to every process.
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from jax.experimental import multihost_utils
 import numpy as np
 import tqdm
@@ -15,6 +18,7 @@ from jpose.data import pipeline
 from jpose.metrics import accumulator
 from jpose.metrics import pose as pose_metrics
 from jpose.train import sharding
+from jpose.train import temporal
 
 
 def make_eval_step(trainer, mesh):
@@ -54,9 +58,119 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet, stats: pipeli
                                   frame_stride=max(1, data.num_frames // num_examples),
                                   shard_index=0, shard_count=1)
   batch = dataset[0]
-  inputs = {k: jax.numpy.asarray(batch[k]) for k in trainer.batch_keys}
-  predicted = np.asarray(jax.jit(trainer.predict)(jax.device_get(state), inputs))
+  state = jax.device_get(state)
+  if trainer.eval_mode == "sequences":  # one receptive field around each frame.
+    windows = [temporal.chunk_sequence(data.pose_2d[data.sequence(s)], trainer.field, 1,
+                                       trainer.config.model.causal)[f]
+               for s, f in zip(batch["seq_index"], batch["frame_index"])]
+    windows_3d = [temporal.chunk_sequence(data.pose_3d[data.sequence(s)], trainer.field, 1,
+                                          trainer.config.model.causal)[f]
+                  for s, f in zip(batch["seq_index"], batch["frame_index"])]
+    predicted = jax.jit(trainer.predict_sequences)(
+        state, np.stack(windows), np.stack(windows_3d), data.camera_c[batch["seq_index"], 0])
+    predicted = np.asarray(predicted)[:, 0]
+  else:
+    inputs = {k: jnp.asarray(batch[k]) for k in trainer.batch_keys}
+    predicted = np.asarray(jax.jit(trainer.predict)(state, inputs))
   titles = [f"{data.subjects[s]} {data.actions[s]} #{f}"
             for s, f in zip(batch["seq_index"], batch["frame_index"])]
   return {"pose_2d": batch["pose_2d"], "pose_3d": batch["pose_3d"], "predicted": predicted,
           "titles": titles}
+
+
+def _pose_errors(predicted, target) -> dict[str, jax.Array]:
+  return {"mpjpe": pose_metrics.mpjpe(predicted, target),
+          "p_mpjpe": pose_metrics.p_mpjpe(predicted, target),
+          "n_mpjpe": pose_metrics.n_mpjpe(predicted, target)}
+
+
+def make_sequence_eval_step(trainer, mesh):
+  def eval_step(state, chunks):
+    key = jax.random.fold_in(jax.random.key(0), chunks["batch_number"][0])
+    predicted = trainer.predict_sequences(state, chunks["pose_2d"], chunks["pose_3d_in"],
+                                          chunks["principal_x"], key)
+    return predicted, _pose_errors(predicted, chunks["target"])
+  out = sharding.batch_sharding(mesh)
+  return jax.jit(eval_step, out_shardings=(out, out))
+
+
+def _sequence_chunks(trainer, data: pipeline.SequenceSet, sequences, chunk: int):
+  """Yields (sequence, chunk arrays) for every chunk of every listed sequence."""
+  causal = trainer.config.model.causal
+  for s in sequences:
+    frames = data.sequence(s)
+    pose_2d, pose_3d = data.pose_2d[frames], data.pose_3d[frames]
+    count = -(-pose_2d.shape[0] // chunk)
+    target = np.pad(pose_3d, [(0, count * chunk - pose_3d.shape[0]), (0, 0), (0, 0)], mode="edge")
+    valid = np.arange(count * chunk) < pose_3d.shape[0]
+    yield s, {
+        "pose_2d": temporal.chunk_sequence(pose_2d, trainer.field, chunk, causal),
+        "pose_3d_in": temporal.chunk_sequence(pose_3d, trainer.field, chunk, causal),
+        "target": target.reshape(count, chunk, 17, 3),
+        "valid": valid.reshape(count, chunk),
+        "principal_x": np.full(count, data.camera_c[s, 0], np.float32),
+    }
+
+
+def evaluate_sequences(trainer, state, data: pipeline.SequenceSet, batch_size: int, mesh,
+                       eval_step=None, sequence_stride: int = 1, progress: bool = True
+                       ) -> accumulator.ErrorAccumulator:
+  """Per-frame errors of whole sequences, plus MPJVE between consecutive frames."""
+  eval_step = eval_step or make_sequence_eval_step(trainer, mesh)
+  chunk = trainer.config.eval.chunk_frames
+  devices = jax.device_count()
+  chunks_per_batch = max(1, batch_size // chunk)
+  chunks_per_batch = -(-chunks_per_batch // devices) * devices
+  sequences = list(range(0, len(data.lengths), sequence_stride))
+  predictions = {s: [] for s in sequences}
+  pending: list[tuple[int, dict]] = []
+  acc = accumulator.ErrorAccumulator()
+  batch_number = 0
+
+  def flush():
+    nonlocal batch_number
+    owners, parts = [], []
+    for s, arrays in pending:
+      owners += [s] * arrays["valid"].shape[0]
+      parts.append(arrays)
+    batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    used = batch["valid"].shape[0]
+    if used < chunks_per_batch:  # pad with copies of the last chunk, marked invalid.
+      extra = chunks_per_batch - used
+      batch = {k: np.concatenate([v, np.repeat(v[-1:], extra, 0)]) for k, v in batch.items()}
+      batch["valid"][used:] = False
+    batch["batch_number"] = np.full(chunks_per_batch, batch_number, np.int32)
+    batch_number += 1
+    valid = batch.pop("valid")
+    predicted, errors = eval_step(state, sharding.host_global_to_device(mesh, batch))
+    predicted = np.asarray(multihost_utils.process_allgather(predicted, tiled=True))
+    errors = {k: np.asarray(v) for k, v in
+              multihost_utils.process_allgather(errors, tiled=True).items()}
+    for i, s in enumerate(owners):
+      mask = valid[i]
+      predictions[s].append(predicted[i][mask])
+      acc.update({k: v[i][mask] for k, v in errors.items()},
+                 [data.actions[s]] * int(mask.sum()), [data.subjects[s]] * int(mask.sum()))
+    pending.clear()
+
+  chunks = _sequence_chunks(trainer, data, sequences, chunk)
+  for s, arrays in tqdm.tqdm(chunks, total=len(sequences), desc="eval", leave=False,
+                             disable=not progress or jax.process_index() > 0):
+    start = 0
+    while start < arrays["valid"].shape[0]:
+      room = chunks_per_batch - sum(p[1]["valid"].shape[0] for p in pending)
+      pending.append((s, {k: v[start:start + room] for k, v in arrays.items()}))
+      start += room
+      if sum(p[1]["valid"].shape[0] for p in pending) == chunks_per_batch:
+        flush()
+  if pending:
+    flush()
+  # Velocity errors over the concatenated sequences, masking the steps across borders.
+  predicted = jnp.asarray(np.concatenate([np.concatenate(predictions[s]) for s in sequences]))
+  target = jnp.asarray(np.concatenate([data.pose_3d[data.sequence(s)] for s in sequences]))
+  owner = np.concatenate([np.full(data.lengths[s], s) for s in sequences])
+  velocity = np.asarray(pose_metrics.mpjve(predicted, target, time_axis=0))
+  inside = owner[1:] == owner[:-1]
+  acc.update({"mpjve": velocity}, [data.actions[s] for s in owner[1:]],
+             [data.subjects[s] for s in owner[1:]], valid=inside)
+  return acc

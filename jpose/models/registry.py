@@ -8,6 +8,7 @@ import flax.linen as nn
 import ml_collections
 
 from jpose.models import lifter
+from jpose.models import tcn
 
 NUM_LIFTER_INPUTS = 16 * 2  # 17 joints less Neck/Nose, which detectors lack.
 NUM_LIFTER_OUTPUTS = 16 * 3  # 17 joints less the root, which is the origin.
@@ -31,9 +32,17 @@ def _pose_critic(config: ml_collections.ConfigDict) -> nn.Module:
                             dropout=config.model.dropout, max_norm=False, batch_norm=False)
 
 
+def _tcn(config: ml_collections.ConfigDict) -> nn.Module:
+  m = config.model
+  return tcn.TemporalConvNet(num_joints_out=17, filter_width=m.filter_width,
+                             num_blocks=m.num_blocks, channels=m.width, dropout=m.dropout,
+                             causal=m.causal)
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "lifter": _lifter,
     "pose_critic": _pose_critic,
+    "tcn": _tcn,
 }
 
 

@@ -27,7 +27,7 @@ from jpose.evaluate import report
 from jpose.train import checkpointing
 from jpose.train import config_check
 from jpose.train import sharding
-from jpose.train import trainers
+from jpose.train import registry
 from jpose.train import writers
 
 
@@ -47,6 +47,7 @@ class Experiment:
   mesh: object
   state_sharding: object
   abstract_state: object
+  resident: object  # device-resident training data (() for host-fed trainers)
 
   def init_state(self):
     rng = jax.random.key(self.config.seed)
@@ -66,21 +67,24 @@ def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True)
   train_data = pipeline.load_split(config.data.name, "train", **_data_kwargs(config))
   stats = pipeline.compute_norm_stats(train_data)
   eval_data = pipeline.load_split(config.data.name, config.eval.split, **_data_kwargs(config))
-  trainer = trainers.build(config, stats)
+  trainer = registry.build(config, stats, train_data.num_frames)
   mesh = sharding.make_mesh()
+  resident = sharding.replicate(mesh, trainer.resident_data(train_data)) if need_train else ()
   abstract_state = jax.eval_shape(trainer.init, jax.random.key(config.seed))
   state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state)
   abstract_state = jax.tree.map(
       lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state,
       state_sharding)
   return Experiment(config, train_data if need_train else None, eval_data, stats, trainer,
-                    mesh, state_sharding, abstract_state)
+                    mesh, state_sharding, abstract_state, resident)
 
 
 def compile_train_step(exp: Experiment):
   batch_sh = sharding.batch_sharding(exp.mesh)
+  resident_sh = jax.tree.map(lambda _: sharding.replicated(exp.mesh), exp.resident)
   return jax.jit(exp.trainer.train_step,
-                 in_shardings=(exp.state_sharding, {k: batch_sh for k in exp.trainer.batch_keys}),
+                 in_shardings=(exp.state_sharding, {k: batch_sh for k in exp.trainer.batch_keys},
+                               resident_sh),
                  out_shardings=(exp.state_sharding, sharding.replicated(exp.mesh)),
                  donate_argnums=0)
 
@@ -123,11 +127,22 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def make_eval_step(exp: Experiment):
+  if exp.trainer.eval_mode == "sequences":
+    return evaluator.make_sequence_eval_step(exp.trainer, exp.mesh)
+  return evaluator.make_eval_step(exp.trainer, exp.mesh)
+
+
 def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: int,
                    eval_step=None, final: bool = True) -> dict:
-  acc = evaluator.evaluate(exp.trainer, state, exp.eval_data, exp.stats,
-                           exp.config.eval.batch_size, exp.mesh, eval_step,
-                           frame_stride=frame_stride)
+  if exp.trainer.eval_mode == "sequences":  # whole sequences; the stride skips sequences.
+    acc = evaluator.evaluate_sequences(exp.trainer, state, exp.eval_data,
+                                       exp.config.eval.batch_size, exp.mesh, eval_step,
+                                       sequence_stride=frame_stride)
+  else:
+    acc = evaluator.evaluate(exp.trainer, state, exp.eval_data, exp.stats,
+                             exp.config.eval.batch_size, exp.mesh, eval_step,
+                             frame_stride=frame_stride)
   step = int(jax.device_get(state.step))
   results = report.results_dict(acc, step, dataset=exp.config.data.name,
                                 split=exp.config.eval.split, input_2d=exp.config.data.input_2d,
@@ -159,8 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer.write_hparams(_flatten(config.to_dict()))
   ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep)
   local_batch = sharding.per_process_batch(config.train.batch_size)
-  dataset = pipeline.make_dataset(exp.train_data, exp.stats, local_batch, seed=config.seed,
-                                  flip=config.data.flip)
+  dataset = exp.trainer.train_dataset(exp.train_data, exp.stats, local_batch, config.seed)
   iterator = pipeline.make_iterator(dataset, config.data.prefetch)
   if ckpt.latest_step() is not None:
     state, data_state = ckpt.restore(exp.abstract_state)
@@ -171,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state = exp.init_state()
   _log_parameter_overview(state)
   train_step = compile_train_step(exp)
-  eval_step = evaluator.make_eval_step(exp.trainer, exp.mesh)
+  eval_step = make_eval_step(exp)
   start = int(jax.device_get(state.step))
   num_steps = config.train.num_steps
   keys = exp.trainer.batch_keys
@@ -195,7 +209,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       for step in range(start + 1, num_steps + 1):
         batch = sharding.to_global(exp.mesh, {k: v for k, v in next(iterator).items()
                                               if k in keys})
-        state, metrics = train_step(state, batch)
+        state, metrics = train_step(state, batch, exp.resident)
         if pending is not None:
           check(*pending)
         pending = (metrics, step)

@@ -41,3 +41,15 @@ def to_global(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.A
   sharding = batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in local_batch.items()}
+
+
+def host_global_to_device(mesh: Mesh, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+  """Shards a batch that every process holds in full (e.g. evaluation chunks)."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_callback(v.shape, sharding, lambda index, v=v: v[index])
+          for k, v in batch.items()}
+
+
+def replicate(mesh: Mesh, tree):
+  """Puts a host pytree on every device (e.g. device-resident datasets)."""
+  return jax.device_put(tree, replicated(mesh))

@@ -1,13 +1,12 @@
-"""Trainers: the pure init, train-step and predict functions of each model family.
+"""Lifter trainers: the pure init, train-step and predict functions of the Martinez family.
 
-`TRAINERS` maps config.train.trainer to a class. A trainer is plain Python holding the
-Flax modules and optax transforms; its methods are pure functions of (state, batch) that
-the loop compiles once with jax.jit.
+A trainer is plain Python holding the Flax modules and optax transforms; its methods are
+pure functions of (state, batch, resident) that the loop compiles once with jax.jit.
+`resident` holds device-resident data for trainers that gather on device (else empty).
+`jpose.train.registry` maps config.train.trainer to a trainer class.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -42,23 +41,43 @@ def lifter_output_to_mm(output: jax.Array, norm: pipeline.NormStats) -> jax.Arra
   return jnp.concatenate([jnp.zeros_like(joints[:, :1]), joints], axis=1)
 
 
-def adam_with_decay(config: ml_collections.ConfigDict, learning_rate: float
-                    ) -> optax.GradientTransformation:
-  schedule = optax.exponential_decay(learning_rate, config.train.lr_decay_steps,
-                                     config.train.lr_decay_rate, staircase=True)
-  return optax.adam(schedule)
+def make_optimizer(config: ml_collections.ConfigDict, learning_rate: float,
+                   steps_per_epoch: int) -> optax.GradientTransformation:
+  """Adam (or AMSGrad) with staircase exponential decay every lr_decay_steps (0: epoch)."""
+  decay_steps = config.train.lr_decay_steps or max(1, steps_per_epoch)
+  schedule = optax.exponential_decay(learning_rate, decay_steps, config.train.lr_decay_rate,
+                                     staircase=True)
+  if config.train.optimizer == "amsgrad":
+    return optax.amsgrad(schedule)
+  if config.train.optimizer == "adam":
+    return optax.adam(schedule)
+  raise ValueError(f"config.train.optimizer: '{config.train.optimizer}' is not one of "
+                   "['adam', 'amsgrad']")
 
 
 class SupervisedLifter:
   """Martinez-style lifting: MSE on normalised 3D (+ DeepBase2's intermediate head)."""
 
   batch_keys = ("pose_2d_norm", "pose_3d_norm", "pose_3d")
+  eval_mode = "frames"  # evaluated frame by frame (jpose.evaluate.evaluator.evaluate)
 
-  def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats):
+  def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
+               num_train_frames: int):
     self.config = config
     self.norm = state_lib.norm_stats_to_device(norm)
+    self.steps_per_epoch = max(1, num_train_frames // config.train.batch_size)
     self.models = {"lifter": registry.build(config.model.name, config)}
-    self.optimizers = {"lifter": adam_with_decay(config, config.train.learning_rate)}
+    self.optimizers = {"lifter": make_optimizer(config, config.train.learning_rate,
+                                                self.steps_per_epoch)}
+
+  def resident_data(self, data: pipeline.SequenceSet):
+    """Arrays the step reads from device memory; lifters get whole batches from the host."""
+    del data
+    return ()
+
+  def train_dataset(self, data: pipeline.SequenceSet, stats: pipeline.NormStats,
+                    local_batch: int, seed: int):
+    return pipeline.make_dataset(data, stats, local_batch, seed=seed, flip=self.config.data.flip)
 
   def _sample_input(self, name: str) -> jax.Array:
     return jnp.zeros((2, registry.NUM_LIFTER_INPUTS), jnp.float32)
@@ -104,8 +123,9 @@ class SupervisedLifter:
     updates, opt_state = self.optimizers[name].update(grads, state.opt_state[name], params)
     return optax.apply_updates(params, updates), opt_state
 
-  def train_step(self, state: state_lib.TrainState, batch: Batch
+  def train_step(self, state: state_lib.TrainState, batch: Batch, resident=()
                  ) -> tuple[state_lib.TrainState, Metrics]:
+    del resident
     x, y = lifter_inputs(batch), lifter_targets(batch)
 
     def loss_fn(params):
@@ -139,16 +159,19 @@ class GanLifter(SupervisedLifter):
   critic on (real, generated) poses, then the generator on supervised + adversarial loss.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats):
-    super().__init__(config, norm)
+  def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
+               num_train_frames: int):
+    super().__init__(config, norm, num_train_frames)
     self.models["critic"] = registry.build("pose_critic", config)
-    self.optimizers["critic"] = adam_with_decay(config, config.gan.critic_learning_rate)
+    self.optimizers["critic"] = make_optimizer(config, config.gan.critic_learning_rate,
+                                               self.steps_per_epoch)
 
   def _sample_input(self, name: str) -> jax.Array:
     size = registry.NUM_LIFTER_OUTPUTS if name == "critic" else registry.NUM_LIFTER_INPUTS
     return jnp.zeros((2, size), jnp.float32)
 
-  def train_step(self, state, batch):
+  def train_step(self, state, batch, resident=()):
+    del resident
     x, real = lifter_inputs(batch), lifter_targets(batch)
     generated, _ = self._apply(state, "lifter", state.params["lifter"], x, True,
                                state_lib.stream(state, "dropout"))
@@ -188,16 +211,3 @@ class GanLifter(SupervisedLifter):
     return state, {"loss": loss, "supervised_loss": supervised,
                    "adversarial_loss": adversarial, "critic_loss": critic_loss,
                    "train_mpjpe": jnp.mean(pose_metrics.mpjpe(mm, batch["pose_3d"]))}
-
-
-TRAINERS: dict[str, Callable[..., SupervisedLifter]] = {
-    "supervised": SupervisedLifter,
-    "gan": GanLifter,
-}
-
-
-def build(config: ml_collections.ConfigDict, norm: pipeline.NormStats):
-  if config.train.trainer not in TRAINERS:
-    raise KeyError(f"train.trainer: unknown trainer '{config.train.trainer}'; "
-                   f"known: {sorted(TRAINERS)}")
-  return TRAINERS[config.train.trainer](config, norm)

@@ -23,14 +23,14 @@ def main():
   step = loop.compile_train_step(exp)
   from jpose.data import pipeline
   from jpose.train import sharding
-  it = pipeline.make_iterator(pipeline.make_dataset(
+  it = pipeline.make_iterator(exp.trainer.train_dataset(
       exp.train_data, exp.stats, sharding.per_process_batch(config.train.batch_size),
-      seed=config.seed))
+      config.seed))
   losses = []
   for _ in range(steps):
     batch = sharding.to_global(exp.mesh, {k: v for k, v in next(it).items()
                                           if k in exp.trainer.batch_keys})
-    state, metrics = step(state, batch)
+    state, metrics = step(state, batch, exp.resident)
     losses.append(float(metrics["loss"]))
   print(json.dumps({"devices": jax.device_count(), "losses": losses}))
 

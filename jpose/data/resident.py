@@ -1,0 +1,62 @@
+"""A split kept in device memory, and the on-device window gather over it.
+
+Human3.6M's training split (~1.5 M frames x 17 joints x 5 values) fits in any
+accelerator's memory, so temporal models keep it there: the host sends only frame ids
+and flip flags each step, and the step gathers receptive-field windows itself.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from jpose.data import pipeline
+from jpose.geometry import skeleton
+
+
+class ResidentData(NamedTuple):
+  """Flat per-frame arrays of one split (a pytree, so it can be a jit argument)."""
+
+  pose_2d: jnp.ndarray  # (N, 17, 2) pixels
+  pose_3d: jnp.ndarray  # (N, 17, 3) root-centred camera frame, mm
+  first: jnp.ndarray  # (N,) int32 flat index of the frame's sequence start
+  last: jnp.ndarray  # (N,) int32 flat index of the frame's sequence end (inclusive)
+  principal_x: jnp.ndarray  # (N,) the camera's principal point x, for flips
+
+
+def from_sequences(data: pipeline.SequenceSet) -> ResidentData:
+  """Host arrays for a ResidentData (put them on device with the mesh's sharding)."""
+  first = data.starts[data.seq_index].astype(np.int32)
+  return ResidentData(
+      pose_2d=data.pose_2d.astype(np.float32), pose_3d=data.pose_3d.astype(np.float32),
+      first=first, last=(first + data.lengths[data.seq_index] - 1).astype(np.int32),
+      principal_x=data.camera_c[data.seq_index, 0].astype(np.float32))
+
+
+def window_offsets(field: int, causal: bool) -> np.ndarray:
+  """Frame offsets of a receptive field around (or, causal, ending at) its target."""
+  return np.arange(field) - (field - 1 if causal else field // 2)
+
+
+def gather_windows(data: ResidentData, frame_ids, offsets):
+  """(B,) frame ids -> (B, L, 17, 2) pixel windows and (B, L, 17, 3) 3D windows, with
+  edge replication at sequence boundaries (never reading a neighbouring sequence)."""
+  index = jnp.clip(frame_ids[:, None] + jnp.asarray(offsets)[None, :],
+                   data.first[frame_ids][:, None], data.last[frame_ids][:, None])
+  return data.pose_2d[index], data.pose_3d[index]
+
+
+def flip_2d(pose_2d, principal_x, flip):
+  """Mirrors (B, ..., J, 2) pixel poses about x = principal_x where flip (B,) is set."""
+  px = principal_x.reshape((-1,) + (1,) * (pose_2d.ndim - 1))
+  mirrored = jnp.concatenate([2 * px - pose_2d[..., :1], pose_2d[..., 1:]], axis=-1)
+  mirrored = mirrored[..., skeleton.H36M_17.flip_permutation, :]
+  return jnp.where(flip.reshape((-1,) + (1,) * (pose_2d.ndim - 1)), mirrored, pose_2d)
+
+
+def flip_3d(pose_3d, flip):
+  """Mirrors (B, ..., J, 3) camera-frame poses (x -> -x) where flip (B,) is set."""
+  mirrored = (pose_3d * jnp.asarray([-1.0, 1.0, 1.0]))[..., skeleton.H36M_17.flip_permutation, :]
+  return jnp.where(flip.reshape((-1,) + (1,) * (pose_3d.ndim - 1)), mirrored, pose_3d)

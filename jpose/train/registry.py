@@ -1,0 +1,22 @@
+"""Trainer registry: config.train.trainer -> trainer class."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jpose.data import pipeline
+from jpose.train import temporal
+from jpose.train import trainers
+
+TRAINERS = {
+    "supervised": trainers.SupervisedLifter,
+    "gan": trainers.GanLifter,
+    "temporal": temporal.TemporalTrainer,
+}
+
+
+def build(config: ml_collections.ConfigDict, norm: pipeline.NormStats, num_train_frames: int):
+  if config.train.trainer not in TRAINERS:
+    raise KeyError(f"train.trainer: unknown trainer '{config.train.trainer}'; "
+                   f"known: {sorted(TRAINERS)}")
+  return TRAINERS[config.train.trainer](config, norm, num_train_frames)

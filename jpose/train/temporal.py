@@ -1,0 +1,135 @@
+"""The temporal trainer: VideoPose3D-style training of the dilated TCN.
+
+Training reads device-resident sequences (`jpose.data.resident`): the host sends frame
+ids and flip flags, the step gathers one receptive field per id, adds Gaussian input
+noise, and trains the strided form on the centre frame with an MPJPE loss. Evaluation
+slides the dilated form over whole test sequences (see `evaluator.evaluate_sequences`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jpose.data import pipeline
+from jpose.data import resident as resident_lib
+from jpose.metrics import pose as pose_metrics
+from jpose.train import state as state_lib
+from jpose.train import trainers
+
+MM_PER_M = 1000.0
+
+
+class TemporalTrainer(trainers.SupervisedLifter):
+  """Inputs: 2D (J x 2) or 2D + depth (J x 3); output: 17 root-relative joints in metres."""
+
+  batch_keys = ("frame_id", "flip")
+  eval_mode = "sequences"
+
+  def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
+               num_train_frames: int):
+    super().__init__(config, norm, num_train_frames)
+    self.model = self.models["lifter"]
+    self.field = self.model.receptive_field
+    self.offsets = resident_lib.window_offsets(self.field, config.model.causal)
+    self.features = 3 if config.model.input_depth else 2
+
+  def _sample_input(self, name: str) -> jax.Array:
+    return jnp.zeros((2, self.field, 17, self.features), jnp.float32)
+
+  def batch_shapes(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    return {"frame_id": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+            "flip": jax.ShapeDtypeStruct((batch_size,), jnp.bool_)}
+
+  def resident_data(self, data: pipeline.SequenceSet) -> resident_lib.ResidentData:
+    return resident_lib.from_sequences(data)
+
+  def train_dataset(self, data, stats, local_batch: int, seed: int):
+    return pipeline.make_dataset(data, stats, local_batch, seed=seed, flip=self.config.data.flip,
+                                 indices_only=True)
+
+  def model_inputs(self, pose_2d, pose_3d, norm, noise_key=None, noise_2d=0.0,
+                   noise_depth=0.0):
+    """(..., 17, 2) pixels and (..., 17, 3) root-relative mm -> normalised (..., 17, F).
+
+    Depth is the joint's root-relative camera depth over model.depth_range_mm. Gaussian
+    noise (sigmas in normalised units) is added where a key is given.
+    """
+    x = jnp.nan_to_num(pipeline.normalise(pose_2d, norm.mean_2d, norm.std_2d))
+    if noise_key is not None and noise_2d:
+      x = x + noise_2d * jax.random.normal(jax.random.fold_in(noise_key, 0), x.shape)
+    if self.features == 2:
+      return x
+    depth = pose_3d[..., 2:3] / self.config.model.depth_range_mm
+    if noise_key is not None and noise_depth:
+      depth = depth + noise_depth * jax.random.normal(jax.random.fold_in(noise_key, 1),
+                                                      depth.shape)
+    return jnp.concatenate([x, depth], axis=-1)
+
+  def bn_momentum(self, step):
+    """Exponential decay from bn_momentum_start to bn_momentum_end over training."""
+    t = self.config.train
+    progress = jnp.minimum(step / max(1, t.num_steps), 1.0)
+    return t.bn_momentum_start * (t.bn_momentum_end / t.bn_momentum_start) ** progress
+
+  def train_step(self, state, batch, resident):
+    ids, flip = batch["frame_id"], batch["flip"]
+    windows_2d, windows_3d = resident_lib.gather_windows(resident, ids, self.offsets)
+    principal_x = resident.principal_x[ids]
+    windows_2d = resident_lib.flip_2d(windows_2d, principal_x, flip)
+    windows_3d = resident_lib.flip_3d(windows_3d, flip)
+    target = windows_3d[:, -1 if self.config.model.causal else self.field // 2]
+    m = self.config.model
+    inputs = self.model_inputs(windows_2d, windows_3d, state.norm, state_lib.stream(state, "noise"),
+                               m.noise_2d, m.noise_depth)
+    momentum = self.bn_momentum(state.step)
+
+    def loss_fn(params):
+      predicted, updates = self.model.apply(
+          {"params": params, "batch_stats": state.batch_stats["lifter"]}, inputs, train=True,
+          strided=True, momentum=momentum, rngs={"dropout": state_lib.stream(state, "dropout")},
+          mutable=["batch_stats"])
+      predicted = predicted[:, 0]
+      loss = jnp.mean(pose_metrics.mpjpe(predicted, target / MM_PER_M))
+      return loss, (predicted, updates["batch_stats"])
+
+    (loss, (predicted, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params["lifter"])
+    params, opt_state = self._update(state, "lifter", grads, state.params["lifter"])
+    state = state.replace(step=state.step + 1, params={"lifter": params},
+                          batch_stats={"lifter": stats}, opt_state={"lifter": opt_state})
+    return state, {"loss": loss, "train_mpjpe": loss * MM_PER_M, "bn_momentum": momentum}
+
+  def predict_sequences(self, state, pose_2d, pose_3d, principal_x, noise_key=None):
+    """Dilated form over padded chunks: (B, L + RF - 1, 17, 2|3) -> (B, L, 17, 3) mm.
+
+    With eval.flip_test the mirrored input is predicted too, mirrored back, and averaged.
+    """
+    def run(p2, p3):
+      inputs = self.model_inputs(p2, p3, state.norm, noise_key, 0.0,
+                                 self.config.eval.depth_noise)
+      out = self.model.apply({"params": state.params["lifter"],
+                              "batch_stats": state.batch_stats["lifter"]}, inputs, train=False,
+                             strided=False)
+      return out * MM_PER_M
+
+    predicted = run(pose_2d, pose_3d)
+    if self.config.eval.flip_test:
+      flip = jnp.ones(pose_2d.shape[0], bool)
+      mirrored = run(resident_lib.flip_2d(pose_2d, principal_x, flip),
+                     resident_lib.flip_3d(pose_3d, flip))
+      predicted = (predicted + resident_lib.flip_3d(mirrored, flip)) / 2
+    # The root is the origin by definition; VideoPose3D trains it towards 0 and so do we.
+    return predicted - predicted[..., :1, :]
+
+
+def chunk_sequence(pose: np.ndarray, field: int, chunk: int, causal: bool) -> np.ndarray:
+  """(T, ...) -> (ceil(T / chunk), chunk + field - 1, ...) edge-padded input chunks whose
+  dilated-form outputs, concatenated, are the T per-frame predictions (then more)."""
+  before = field - 1 if causal else field // 2
+  count = -(-pose.shape[0] // chunk)
+  after = count * chunk - pose.shape[0] + (field - 1 - before)
+  padded = np.pad(pose, [(before, after)] + [(0, 0)] * (pose.ndim - 1), mode="edge")
+  return np.stack([padded[i * chunk: i * chunk + chunk + field - 1] for i in range(count)])
