@@ -21,6 +21,10 @@ import jax
 import jax.numpy as jnp
 
 BATCH_AXIS = "batch"
+# PyTorch's Conv1d default, U(+-1/sqrt(fan_in)), as VideoPose3D trained with. flax's default
+# (lecun normal) is sqrt(3) times wider, which makes the early outputs (in metres) and
+# their dropout noise larger and slowed the first thousand steps here.
+TORCH_CONV_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
 class DecayingBatchNorm(nn.Module):
@@ -69,7 +73,8 @@ class _SequenceTCN(nn.Module):
     step = dict(strides=(width,)) if self.strided and width > 1 else dict(
         kernel_dilation=(dilation,))
     return nn.Conv(features or self.channels, (width,), padding="VALID", use_bias=bias,
-                   dtype=self.dtype, param_dtype=jnp.float32, name=name, **step)(x)
+                   kernel_init=TORCH_CONV_INIT, dtype=self.dtype, param_dtype=jnp.float32,
+                   name=name, **step)(x)
 
   def _norm_act(self, name, x, train, momentum):
     x = DecayingBatchNorm(name=name)(x, train, momentum)
