@@ -76,7 +76,7 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
     raise ValueError(f"dataset '{name}' at {builder.data_dir} has no '{split}' split "
                      f"(it has {sorted(builder.info.splits)})")
   source = builder.as_data_source(split=split)
-  records = [source[i] for i in range(len(source))]
+  records = [_read_record(source, i, name, split, builder.data_dir) for i in range(len(source))]
   # tfds shuffles records on write; a fixed order keeps runs comparable across builds.
   records.sort(key=lambda r: (_text(r["subject"]), _text(r["action"]), _text(r["camera"])))
   if max_sequences and max_sequences < len(records):
@@ -112,6 +112,22 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
       camera_c=np.stack([np.asarray(r["camera_c"], np.float32) for r in kept]),
       camera_f=np.stack([np.asarray(r["camera_f"], np.float32) for r in kept]),
       fps=float(kept[0]["fps"]))
+
+
+def _read_record(source, index: int, name: str, split: str, data_dir) -> dict:
+  """One record, or an error naming the dataset folder, the record and how to fix it."""
+  fix = f"rebuild it with: python -m jpose.prepare --dataset {name} --overwrite"
+  try:
+    record = source[index]
+  except Exception as e:  # array_record and tfds raise many types on damaged files.
+    raise ValueError(f"{data_dir}: record {index} of split '{split}' cannot be read "
+                     f"({type(e).__name__}: {e}); {fix}") from e
+  for field in ("pose_3d", "pose_2d_gt"):
+    if not np.all(np.isfinite(record[field])):
+      raise ValueError(f"{data_dir}: record {index} of split '{split}' "
+                       f"({_text(record['subject'])} {_text(record['action'])}) has NaN or "
+                       f"infinite values in '{field}'; {fix}")
+  return record
 
 
 def _text(value) -> str:

@@ -98,3 +98,20 @@ def test_flip_mirrors_and_swaps_sides(synthetic_train):
   np.testing.assert_allclose(pipeline.flip_pose_2d(pose_2d, cx)[:, left, 0],
                              2 * cx - pose_2d[:, right, 0], atol=1e-4)
   assert skeleton.H36M_17.joint_names[left] == "LWrist"
+
+
+def test_corrupt_record_file_is_named(tfds_dir, tmp_path):
+  import glob
+  import shutil
+  import pytest
+  from jpose.data import datasets
+  built = datasets.prepare("synthetic_h36m", tfds_dir)
+  copy = tmp_path / "synthetic_h36m" / "1.0.0"
+  shutil.copytree(built.data_dir, copy)
+  shard = sorted(glob.glob(str(copy / "*test.array_record*")))[0]
+  with open(shard, "r+b") as f:  # overwrite the middle of the shard with garbage
+    f.seek(10_000)
+    f.write(b"\xff" * 200_000)
+  with pytest.raises(ValueError, match=r"synthetic_h36m/1.0.0: record \d+ of split 'test' "
+                                       r"cannot be read.*--overwrite"):
+    pipeline.load_split("synthetic_h36m", "test", data_dir=str(tmp_path))
