@@ -64,6 +64,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.gan.critic_blocks = 4  # Discriminator residual blocks.
   c.gan.critic_learning_rate = 1e-3  # Discriminator Adam learning rate.
 
+  c.vae = ml_collections.ConfigDict()
+  c.vae.mode = "unsupervised"  # "supervised" (3D loss + KL) or "unsupervised" (2D only).
+  c.vae.latent_dim = 51  # Size of the latent code.
+  c.vae.pose_range = 3.0  # tanh bound of decoded joints, in weak-perspective units.
+  c.vae.lambda_recon = 1.0  # Weight of the 2D reconstruction (or supervised 3D) loss.
+  c.vae.lambda_kld = 0.001  # Peak KL weight (beta) of the cyclic schedule.
+  c.vae.lambda_disc = 0.001  # Weight of the generator's adversarial loss.
+  c.vae.beta_warmup_epochs = 10.0  # Epochs with beta = 0 before the first cycle.
+  c.vae.beta_cycle_epochs = 40.0  # Length of one beta cycle (ramp, then hold) ...
+  c.vae.beta_hold_epochs = 10.0  # ... of which the last this many hold beta at its peak.
+  c.vae.generator_clip_norm = 2.0  # Gradient global-norm clip of encoder + decoder.
+  c.vae.discriminator_clip_norm = 1.0  # Gradient global-norm clip of the discriminator.
+  c.vae.gradient_value_clip = 1000.0  # Elementwise gradient clip, before the norm clips.
+
   c.distributed = ml_collections.ConfigDict()
   c.distributed.initialize = False  # Call jax.distributed.initialize() (multi-host runs).
   return c
@@ -111,4 +125,24 @@ def temporal_config(receptive_field: int, variant: str = "") -> ml_collections.C
   if variant == "tiny":
     c = tiny(c)
     c.eval.chunk_frames = 32
+  return c
+
+
+def vae_config(mode: str, variant: str = "") -> ml_collections.ConfigDict:
+  """The seed thesis's VAE lifter recipe (appendix settings)."""
+  c = base_config()
+  c.model.name = "vae_encoder"  # the trainer also builds vae_decoder and the discriminator.
+  c.model.dropout = 0.2
+  c.train.trainer = "vae"
+  c.vae.mode = mode
+  c.train.optimizer = "adam"
+  c.train.learning_rate = 2e-4
+  c.train.lr_decay_rate = 1.0  # constant learning rate
+  c.train.batch_size = 2560
+  c.data.flip = True
+  # 400 epochs of Human3.6M's ~1.46 M training poses at batch 2560, as the thesis trains.
+  c.train.num_steps = 230_000
+  c.train.checkpoint_every = 5_000
+  if variant == "tiny":
+    c = tiny(c)
   return c

@@ -39,6 +39,7 @@ def random_sequences(num_frames: int = 50_000, length: int = 1_000) -> pipeline.
   return pipeline.SequenceSet(
       pose_2d=rng.normal(500, 100, (num_frames, 17, 2)).astype(np.float32),
       pose_3d=rng.normal(0, 300, (num_frames, 17, 3)).astype(np.float32),
+      root_depth=rng.uniform(3000, 6000, num_frames).astype(np.float32),
       seq_index=np.repeat(np.arange(count, dtype=np.int32), length),
       frame_index=np.tile(np.arange(length, dtype=np.int32), count),
       starts=np.arange(count) * length, lengths=lengths, subjects=["S1"] * count,

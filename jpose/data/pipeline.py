@@ -10,6 +10,7 @@ Batch dict (B = batch, L = window length when windows are requested):
   pose_2d_norm  (B[, L], 17, 2) normalised with train-split statistics, NaN -> 0
   pose_3d       (B, 17, 3) camera frame, root-centred, mm (the window's centre frame)
   pose_3d_norm  (B, 17, 3) normalised
+  camera_f, camera_c (B, 2) the frame's camera intrinsics; root_depth (B,) mm
   seq_index     (B,) int32 index into SequenceSet.subjects / actions / cameras
   frame_index   (B,) int32 frame within its sequence
   valid         (B,) bool; False on the padding of a final partial eval batch
@@ -38,6 +39,7 @@ class SequenceSet:
 
   pose_2d: np.ndarray  # (N, 17, 2) pixels
   pose_3d: np.ndarray  # (N, 17, 3) camera frame, mm, root-centred
+  root_depth: np.ndarray  # (N,) camera-frame depth of the root, mm
   seq_index: np.ndarray  # (N,) int32
   frame_index: np.ndarray  # (N,) int32
   starts: np.ndarray  # (S,) first frame of each sequence in the flat arrays
@@ -83,7 +85,7 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
     # Evenly spaced, so a small subset still spans subjects and actions.
     records = [records[i] for i in np.linspace(0, len(records) - 1, max_sequences).astype(int)]
   field = INPUT_2D_FIELDS[input_2d]
-  pose_2d, pose_3d, kept, dropped = [], [], [], []
+  pose_2d, pose_3d, root_depth, kept, dropped = [], [], [], [], []
   for r in records:
     p2 = np.asarray(r[field], np.float32)
     usable = ~np.isnan(np.delete(p2, skeleton.NECK_NOSE, axis=1)).any(axis=(1, 2))
@@ -95,6 +97,7 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
     p3 = np.asarray(r["pose_3d"], np.float32)[usable]
     pose_2d.append(p2[usable])
     pose_3d.append(p3 - p3[:, skeleton.ROOT:skeleton.ROOT + 1])
+    root_depth.append(p3[:, skeleton.ROOT, 2])
     kept.append(r)
   for message in dropped:
     logging.warning("%s/%s: skipped %s", name, split, message)
@@ -104,6 +107,7 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
   starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
   return SequenceSet(
       pose_2d=np.concatenate(pose_2d), pose_3d=np.concatenate(pose_3d),
+      root_depth=np.concatenate(root_depth),
       seq_index=np.repeat(np.arange(len(kept), dtype=np.int32), lengths),
       frame_index=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
       starts=starts, lengths=lengths,
@@ -223,6 +227,9 @@ class _BatchGather:
         "seq_index": seq.astype(np.int32),
         "frame_index": d.frame_index[ids],
         "valid": valid,
+        "camera_f": d.camera_f[seq],
+        "camera_c": d.camera_c[seq],
+        "root_depth": d.root_depth[ids],
     }
 
 

@@ -174,3 +174,20 @@ def evaluate_sequences(trainer, state, data: pipeline.SequenceSet, batch_size: i
   acc.update({"mpjve": velocity}, [data.actions[s] for s in owner[1:]],
              [data.subjects[s] for s in owner[1:]], valid=inside)
   return acc
+
+
+def latent_means(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormStats,
+                 num_frames: int = 5000) -> tuple[np.ndarray, list[str]]:
+  """Latent means of frames spread over the split, with their action names."""
+  from jpose.metrics import accumulator as acc_lib  # pylint: disable=g-import-not-at-top
+  stride = max(1, data.num_frames // num_frames)
+  dataset = pipeline.make_dataset(data, stats, 1024, train=False, frame_stride=stride,
+                                  shard_index=0, shard_count=1)
+  fn = jax.jit(trainer.latent_means)
+  state = jax.device_get(state)
+  means, labels = [], []
+  for batch in dataset:
+    mu = np.asarray(fn(state, {k: jnp.asarray(batch[k]) for k in trainer.batch_keys}))
+    means.append(mu[batch["valid"]])
+    labels += [acc_lib.action_class(data.actions[s]) for s in batch["seq_index"][batch["valid"]]]
+  return np.concatenate(means), labels

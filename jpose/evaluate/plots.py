@@ -67,3 +67,31 @@ def figure_2d_3d(poses_2d: np.ndarray, targets_3d: np.ndarray, predicted_3d: np.
             title=f"predicted 3D (MPJPE {error:.0f} mm)")
   fig.tight_layout()
   return fig
+
+
+def figure_latent_pca(latents: np.ndarray, labels: list[str]):
+  """Latent means (N, D) projected on their first two principal components, coloured by
+  label (action)."""
+  centred = latents - latents.mean(axis=0)
+  _, _, vt = np.linalg.svd(centred, full_matrices=False)
+  xy = centred @ vt[:2].T
+  fig = figure_lib.Figure(figsize=(8, 7))
+  ax = fig.add_subplot(1, 1, 1)
+  names = sorted(set(labels))
+  colours = matplotlib_colormap(len(names))
+  labels = np.asarray(labels)
+  for i, name in enumerate(names):
+    sel = labels == name
+    ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=colours[i], label=name)
+  ax.set_xlabel("PC 1")
+  ax.set_ylabel("PC 2")
+  ax.set_title("Latent means (PCA), coloured by action")
+  ax.legend(markerscale=4, fontsize=7, ncol=2)
+  fig.tight_layout()
+  return fig
+
+
+def matplotlib_colormap(n: int):
+  from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
+  cmap = colormaps["tab20"]
+  return [cmap(i % 20) for i in range(n)]

@@ -9,6 +9,7 @@ import ml_collections
 
 from jpose.models import lifter
 from jpose.models import tcn
+from jpose.models import vae
 
 NUM_LIFTER_INPUTS = 16 * 2  # 17 joints less Neck/Nose, which detectors lack.
 NUM_LIFTER_OUTPUTS = 16 * 3  # 17 joints less the root, which is the origin.
@@ -39,10 +40,27 @@ def _tcn(config: ml_collections.ConfigDict) -> nn.Module:
                              causal=m.causal)
 
 
+def _vae_encoder(config: ml_collections.ConfigDict) -> nn.Module:
+  return vae.Encoder(latent=config.vae.latent_dim, width=config.model.width,
+                     dropout=config.model.dropout)
+
+
+def _vae_decoder(config: ml_collections.ConfigDict) -> nn.Module:
+  return vae.Decoder(width=config.model.width, dropout=config.model.dropout,
+                     pose_range=config.vae.pose_range)
+
+
+def _pose_discriminator_2d(config: ml_collections.ConfigDict) -> nn.Module:
+  return vae.PoseDiscriminator2D(width=config.model.width)
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "lifter": _lifter,
     "pose_critic": _pose_critic,
     "tcn": _tcn,
+    "vae_encoder": _vae_encoder,
+    "vae_decoder": _vae_decoder,
+    "pose_discriminator_2d": _pose_discriminator_2d,
 }
 
 

@@ -159,6 +159,10 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
       figure = plots.figure_2d_3d(examples["pose_2d"], examples["pose_3d"],
                                   examples["predicted"], examples["titles"])
       figure.savefig(os.path.join(workdir, "poses.png"), dpi=80)
+      if hasattr(exp.trainer, "latent_means"):
+        means, labels = evaluator.latent_means(exp.trainer, state, exp.eval_data, exp.stats)
+        plots.figure_latent_pca(means, labels).savefig(os.path.join(workdir, "latent_pca.png"),
+                                                       dpi=80)
       print(f"Wrote {paths[0]}, {paths[1]} and poses.png")
   return results
 

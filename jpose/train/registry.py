@@ -7,11 +7,13 @@ import ml_collections
 from jpose.data import pipeline
 from jpose.train import temporal
 from jpose.train import trainers
+from jpose.train import vae
 
 TRAINERS = {
     "supervised": trainers.SupervisedLifter,
     "gan": trainers.GanLifter,
     "temporal": temporal.TemporalTrainer,
+    "vae": vae.VaeTrainer,
 }
 
 

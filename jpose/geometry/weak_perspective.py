@@ -1,0 +1,50 @@
+"""Scale-free 2D/3D pose units for lifting without 3D labels (Drover et al. 2018, Chen
+et al. 2019), plus rotation about the vertical axis and orthographic reprojection.
+
+2D: p = ((u - c) / f - root) / s, without the root, where s is the pose's RMS distance
+from the root, so every 2D pose has unit scale. 3D in the same units:
+Q = (P - P_root) / (Z_root * s). Under weak perspective Q's x, y equal p, which is what
+lets a lifter learn 3D from 2D alone.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def normalise_2d(pose_2d, focal, principal):
+  """(..., 17, 2) pixels -> ((..., 16, 2) unit-scale root-relative 2D, scale (...))."""
+  xy = (pose_2d - principal[..., None, :]) / focal[..., None, :]
+  xy = xy[..., 1:, :] - xy[..., :1, :]
+  scale = jnp.sqrt(jnp.mean(jnp.sum(xy**2, axis=-1), axis=-1))
+  return xy / jnp.maximum(scale, 1e-9)[..., None, None], scale
+
+
+def normalise_3d(pose_3d_mm, root_depth, scale_2d):
+  """(..., 17, 3) root-centred mm -> (..., 16, 3) in the units of `normalise_2d`."""
+  return pose_3d_mm[..., 1:, :] / (root_depth * scale_2d)[..., None, None]
+
+
+def to_mm(pose, root_depth, scale_2d):
+  """(..., 16, 3) normalised -> (..., 17, 3) root-relative mm, with the root at 0."""
+  mm = pose * (root_depth * scale_2d)[..., None, None]
+  return jnp.concatenate([jnp.zeros_like(mm[..., :1, :]), mm], axis=-2)
+
+
+def rotate_about_vertical(pose, angle):
+  """Rotates (..., J, 3) camera-frame poses by `angle` (...) about the camera's y axis
+  (image down, i.e. the vertical of an upright camera), around the root (origin)."""
+  c, s = jnp.cos(angle)[..., None], jnp.sin(angle)[..., None]
+  x, y, z = pose[..., 0], pose[..., 1], pose[..., 2]
+  return jnp.stack([c * x + s * z, y, -s * x + c * z], axis=-1)
+
+
+def project(pose):
+  """Orthographic projection of normalised 3D to normalised 2D: (..., J, 3) -> (..., J, 2)."""
+  return pose[..., :2]
+
+
+def unit_scale(pose_2d):
+  """Rescales (..., J, 2) root-relative 2D to unit RMS radius, as `normalise_2d` does."""
+  scale = jnp.sqrt(jnp.mean(jnp.sum(pose_2d**2, axis=-1), axis=-1))
+  return pose_2d / jnp.maximum(scale, 1e-9)[..., None, None]
