@@ -4,7 +4,8 @@ random inputs of the right shapes.
   python -m jpose.bench --config martinez --batch-size 256 --steps 50 --json
 
 With --json, prints one JSON line: config, params, batch_size, compile_s, step_ms
-(median), samples_per_s, device_kind, device_count.
+(median), samples_per_s, flops_per_step (XLA cost analysis), tflops_per_s,
+peak_memory_bytes (null where the backend does not report it), device_kind, device_count.
 """
 
 from __future__ import annotations
@@ -91,10 +92,23 @@ def benchmark(config, batch_size: int, steps: int) -> dict:
     times.append(time.perf_counter() - t0)
   step_s = statistics.median(times)
   params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+  flops = _flops(compiled)
+  memory = jax.devices()[0].memory_stats() or {}
   return {"config": None, "params": params, "batch_size": batch_size,
           "compile_s": round(compile_s, 3), "step_ms": round(step_s * 1e3, 3),
           "samples_per_s": round(batch_size / step_s, 1),
+          "flops_per_step": flops,
+          "tflops_per_s": round(flops / step_s / 1e12, 4) if flops else None,
+          "peak_memory_bytes": memory.get("peak_bytes_in_use"),
           "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count()}
+
+
+def _flops(compiled) -> int | None:
+  """FLOPs of one compiled step from XLA's cost analysis (None where unavailable)."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  return int(analysis["flops"]) if analysis and "flops" in analysis else None
 
 
 def main(argv):

@@ -14,6 +14,9 @@ import jax
 import jax.numpy as jnp
 
 
+LOG_VAR_BOUND = 8.0
+
+
 def mish(x):
   return x * jnp.tanh(jax.nn.softplus(x))
 
@@ -54,7 +57,11 @@ class Encoder(nn.Module):
   @nn.compact
   def __call__(self, pose_2d, train: bool = False):
     h = _MishResidualMLP(self.width, self.dropout, name="trunk")(pose_2d, train)
-    return nn.Dense(self.latent, name="mu")(h), nn.Dense(self.latent, name="log_var")(h)
+    log_var = nn.Dense(self.latent, name="log_var")(h)
+    # Softly bounded: while the KL weight is 0 (warm-up) nothing else holds log sigma^2,
+    # and unbounded it drifted to ~70 here, so sampled codes saturated the decoder.
+    log_var = LOG_VAR_BOUND * jnp.tanh(log_var / LOG_VAR_BOUND)
+    return nn.Dense(self.latent, name="mu")(h), log_var
 
 
 class Decoder(nn.Module):
