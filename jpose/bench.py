@@ -25,11 +25,6 @@ from jpose.train import config_check
 from jpose.train import sharding
 from jpose.train import registry
 
-_CONFIG = flags.DEFINE_string("config", None, "Config name in configs/ (e.g. martinez) or "
-                              "a path to a config file; ':tiny' selects the tiny variant.")
-_BATCH = flags.DEFINE_integer("batch-size", None, "Global batch (default: the config's).")
-_STEPS = flags.DEFINE_integer("steps", 30, "Timed steps after compilation and warm-up.")
-_JSON = flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
 
 
 def random_sequences(num_frames: int = 50_000, length: int = 1_000) -> pipeline.SequenceSet:
@@ -111,13 +106,23 @@ def _flops(compiled) -> int | None:
   return int(analysis["flops"]) if analysis and "flops" in analysis else None
 
 
+def _define_flags() -> None:
+  # Defined only when run as a program, so importing jpose.bench defines no flags.
+  flags.DEFINE_string("config", None, "Config name in configs/ (e.g. martinez) or a path "
+                      "to a config file; ':tiny' selects the tiny variant.")
+  flags.DEFINE_integer("batch-size", None, "Global batch (default: the config's).")
+  flags.DEFINE_integer("steps", 30, "Timed steps after compilation and warm-up.")
+  flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
+
+
 def main(argv):
   del argv
-  config = configs.load(_CONFIG.value)
-  batch_size = _BATCH.value or config.train.batch_size
-  result = benchmark(config, batch_size, _STEPS.value)
-  result["config"] = _CONFIG.value
-  if _JSON.value:
+  f = flags.FLAGS
+  config = configs.load(f.config)
+  batch_size = f["batch-size"].value or config.train.batch_size
+  result = benchmark(config, batch_size, f.steps)
+  result["config"] = f.config
+  if f.json:
     print(json.dumps(result))
   else:
     print(f"{result['config']}: {result['params']:,} params, batch {batch_size}, "
@@ -127,5 +132,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   flags.mark_flag_as_required("config")
   app.run(main)

@@ -57,13 +57,9 @@ def trivial_baselines(train: pipeline.SequenceSet, test: pipeline.SequenceSet) -
   }
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config whose data fields to use.")
-_OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the results.")
-
-
 def main(argv):
   del argv
-  c = _CONFIG.value
+  c = flags.FLAGS.config
   kwargs = dict(input_2d=c.data.input_2d, data_dir=c.data.data_dir or None,
                 manual_dir=c.data.manual_dir or None, max_sequences=c.data.max_sequences or None)
   results = trivial_baselines(pipeline.load_split(c.data.name, "train", **kwargs),
@@ -72,11 +68,14 @@ def main(argv):
     print(f"{name}: MPJPE {r['protocol1']['action_wise_mean']:.1f} mm, "
           f"P-MPJPE {r['protocol2']['action_wise_mean']:.1f} mm, "
           f"N-MPJPE {r['n_mpjpe']['action_wise_mean']:.1f} mm (action-wise means)")
-  if _OUTPUT.value:
-    with open(_OUTPUT.value, "w") as f:
+  if flags.FLAGS.output:
+    with open(flags.FLAGS.output, "w") as f:
       json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a program, so importing this module defines none.
+  config_flags.DEFINE_config_file("config", None, "Config whose data fields to use.")
+  flags.DEFINE_string("output", None, "Optional JSON file for the results.")
   flags.mark_flag_as_required("config")
   app.run(main)

@@ -75,8 +75,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tfds_dir, tm
   def poisoned(exp):
     step_fn = real_compile(exp)
 
-    def run(state, batch):
-      state, metrics = step_fn(state, batch)
+    def run(state, batch, resident):
+      state, metrics = step_fn(state, batch, resident)
       if int(state.step) >= 5:  # the 5th step's loss is NaN
         metrics = {**metrics, "loss": metrics["loss"] * np.nan}
       return state, metrics
@@ -98,8 +98,8 @@ def test_sigterm_saves_and_resume_finishes_the_run(tfds_dir, tmp_path, monkeypat
   def preempted(exp):
     step_fn = real_compile(exp)
 
-    def run(state, batch):
-      state, metrics = step_fn(state, batch)
+    def run(state, batch, resident):
+      state, metrics = step_fn(state, batch, resident)
       if int(state.step) == 4:
         os.kill(os.getpid(), signal.SIGTERM)
       return state, metrics
