@@ -75,7 +75,9 @@ class Decoder(nn.Module):
   @nn.compact
   def __call__(self, z, train: bool = False):
     h = _MishResidualMLP(self.width, self.dropout, name="trunk")(z, train)
-    out = nn.Dense(self.num_joints * 3, name="output")(h)
+    # Zero-initialised: training starts from the pose lifted at zero relative depth, not
+    # from random depths of +-pose_range that only the (weak) adversarial term can undo.
+    out = nn.Dense(self.num_joints * 3, kernel_init=nn.initializers.zeros, name="output")(h)
     return self.pose_range * jnp.tanh(out).reshape(z.shape[0], self.num_joints, 3)
 
 

@@ -50,9 +50,15 @@ def test_shapes_and_pose_range():
   mu, log_var = enc.apply(ve, x)
   chex.assert_shape([mu, log_var], (5, 51))
   vd = dec.init(jax.random.key(2), mu)
-  pose = dec.apply(vd, mu * 100.0)  # saturate the tanh
+  # The output layer starts at zero (training starts from zero relative depth) ...
+  chex.assert_trees_all_close(dec.apply(vd, mu), jnp.zeros((5, 16, 3)))
+  # ... and whatever its weights become, joints stay within +-pose_range.
+  params = dict(vd["params"])
+  params["output"] = {"kernel": 50.0 * jax.random.normal(jax.random.key(4), (1024, 48)),
+                      "bias": jnp.zeros(48)}
+  pose = dec.apply({**vd, "params": params}, mu)
   chex.assert_shape(pose, (5, 16, 3))
-  assert float(jnp.abs(pose).max()) <= 3.0
+  assert 2.9 < float(jnp.abs(pose).max()) <= 3.0
   chex.assert_shape(disc.apply(disc.init(jax.random.key(3), x), x), (5, 1))
 
 
