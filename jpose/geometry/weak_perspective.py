@@ -16,8 +16,8 @@ def normalise_2d(pose_2d, focal, principal):
   """(..., 17, 2) pixels -> ((..., 16, 2) unit-scale root-relative 2D, scale (...))."""
   xy = (pose_2d - principal[..., None, :]) / focal[..., None, :]
   xy = xy[..., 1:, :] - xy[..., :1, :]
-  scale = jnp.sqrt(jnp.mean(jnp.sum(xy**2, axis=-1), axis=-1))
-  return xy / jnp.maximum(scale, 1e-9)[..., None, None], scale
+  scale = _rms_radius(xy)
+  return xy / scale[..., None, None], scale
 
 
 def normalise_3d(pose_3d_mm, root_depth, scale_2d):
@@ -46,5 +46,10 @@ def project(pose):
 
 def unit_scale(pose_2d):
   """Rescales (..., J, 2) root-relative 2D to unit RMS radius, as `normalise_2d` does."""
-  scale = jnp.sqrt(jnp.mean(jnp.sum(pose_2d**2, axis=-1), axis=-1))
-  return pose_2d / jnp.maximum(scale, 1e-9)[..., None, None]
+  return pose_2d / _rms_radius(pose_2d)[..., None, None]
+
+
+def _rms_radius(pose_2d):
+  # The epsilon sits inside the root: sqrt'(0) is infinite, and a lifter that starts at
+  # the all-zero pose (as the VAE decoder does) would get NaN gradients.
+  return jnp.sqrt(jnp.mean(jnp.sum(pose_2d**2, axis=-1), axis=-1) + 1e-12)

@@ -82,3 +82,9 @@ def test_trivial_baselines(synthetic_train):
   expected = np.linalg.norm(test.pose_3d - test.pose_3d.mean(0), axis=-1).mean()
   np.testing.assert_allclose(mean, expected, rtol=1e-4)
   assert results["constant_depth"]["protocol2"]["frame_wise_mean"] < mean
+
+
+def test_unit_scale_has_finite_gradients_at_the_zero_pose():
+  grad = jax.grad(lambda p: jnp.sum(wp.unit_scale(p) ** 2))(jnp.zeros((16, 2)))
+  assert bool(jnp.all(jnp.isfinite(grad)))
+  chex.assert_trees_all_close(wp.unit_scale(jnp.asarray([[3.0, 4.0]])), jnp.asarray([[0.6, 0.8]]))
