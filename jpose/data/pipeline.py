@@ -118,6 +118,13 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
       fps=float(kept[0]["fps"]))
 
 
+def load_config_split(config, split: str) -> SequenceSet:
+  """`load_split` with the dataset fields of a jpose config (config.data.*)."""
+  d = config.data
+  return load_split(d.name, split, input_2d=d.input_2d, data_dir=d.data_dir or None,
+                    manual_dir=d.manual_dir or None, max_sequences=d.max_sequences or None)
+
+
 def _read_record(source, index: int, name: str, split: str, data_dir) -> dict:
   """One record, or an error naming the dataset folder, the record and how to fix it."""
   fix = f"rebuild it with: python -m jpose.prepare --dataset {name} --overwrite"

@@ -60,10 +60,8 @@ def trivial_baselines(train: pipeline.SequenceSet, test: pipeline.SequenceSet) -
 def main(argv):
   del argv
   c = flags.FLAGS.config
-  kwargs = dict(input_2d=c.data.input_2d, data_dir=c.data.data_dir or None,
-                manual_dir=c.data.manual_dir or None, max_sequences=c.data.max_sequences or None)
-  results = trivial_baselines(pipeline.load_split(c.data.name, "train", **kwargs),
-                              pipeline.load_split(c.data.name, c.eval.split, **kwargs))
+  results = trivial_baselines(pipeline.load_config_split(c, "train"),
+                              pipeline.load_config_split(c, c.eval.split))
   for name, r in results.items():
     print(f"{name}: MPJPE {r['protocol1']['action_wise_mean']:.1f} mm, "
           f"P-MPJPE {r['protocol2']['action_wise_mean']:.1f} mm, "

@@ -54,19 +54,13 @@ class Experiment:
     return jax.jit(self.trainer.init, out_shardings=self.state_sharding)(rng)
 
 
-def _data_kwargs(config):
-  return dict(input_2d=config.data.input_2d, data_dir=config.data.data_dir or None,
-              manual_dir=config.data.manual_dir or None,
-              max_sequences=config.data.max_sequences or None)
-
-
 def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True) -> Experiment:
   config_check.validate(config)
   sharding.check_batch_size(config.train.batch_size)
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
-  train_data = pipeline.load_split(config.data.name, "train", **_data_kwargs(config))
+  train_data = pipeline.load_config_split(config, "train")
   stats = pipeline.compute_norm_stats(train_data)
-  eval_data = pipeline.load_split(config.data.name, config.eval.split, **_data_kwargs(config))
+  eval_data = pipeline.load_config_split(config, config.eval.split)
   trainer = registry.build(config, stats, train_data.num_frames)
   mesh = sharding.make_mesh()
   resident = sharding.replicate(mesh, trainer.resident_data(train_data)) if need_train else ()
