@@ -15,6 +15,7 @@ import numpy as np
 import tqdm
 
 from jpose.data import pipeline
+from jpose.data import resident
 from jpose.metrics import accumulator
 from jpose.metrics import pose as pose_metrics
 from jpose.train import sharding
@@ -59,15 +60,14 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet, stats: pipeli
                                   shard_index=0, shard_count=1)
   batch = dataset[0]
   state = jax.device_get(state)
-  if trainer.eval_mode == "sequences":  # one receptive field around each frame.
-    windows = [temporal.chunk_sequence(data.pose_2d[data.sequence(s)], trainer.field, 1,
-                                       trainer.config.model.causal)[f]
-               for s, f in zip(batch["seq_index"], batch["frame_index"])]
-    windows_3d = [temporal.chunk_sequence(data.pose_3d[data.sequence(s)], trainer.field, 1,
-                                          trainer.config.model.causal)[f]
-                  for s, f in zip(batch["seq_index"], batch["frame_index"])]
+  if trainer.eval_mode == "sequences":  # one edge-replicated receptive field per frame.
+    seq = batch["seq_index"]
+    first = data.starts[seq][:, None]
+    last = first + data.lengths[seq][:, None] - 1
+    offsets = resident.window_offsets(trainer.field, trainer.config.model.causal)
+    index = np.clip(first + batch["frame_index"][:, None] + offsets, first, last)
     predicted = jax.jit(trainer.predict_sequences)(
-        state, np.stack(windows), np.stack(windows_3d), data.camera_c[batch["seq_index"], 0])
+        state, data.pose_2d[index], data.pose_3d[index], data.camera_c[seq, 0])
     predicted = np.asarray(predicted)[:, 0]
   else:
     inputs = {k: jnp.asarray(batch[k]) for k in trainer.batch_keys}
