@@ -32,12 +32,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   from jpose.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
   from jpose.models import registry  # pylint: disable=g-import-not-at-top
   from jpose.train import registry as trainer_registry  # pylint: disable=g-import-not-at-top
+  from jpose.train import trainers  # pylint: disable=g-import-not-at-top
   checks = [
       ("data.name", config.data.name, datasets.BUILDERS),
       ("data.input_2d", config.data.input_2d, pipeline.INPUT_2D_FIELDS),
       ("model.name", config.model.name, registry.MODELS),
       ("train.trainer", config.train.trainer, trainer_registry.TRAINERS),
-      ("train.optimizer", config.train.optimizer, ("adam", "amsgrad")),
+      ("train.optimizer", config.train.optimizer, trainers.OPTIMIZERS),
   ]
   for field, value, allowed in checks:
     if value not in allowed:

@@ -41,18 +41,17 @@ def lifter_output_to_mm(output: jax.Array, norm: pipeline.NormStats) -> jax.Arra
   return jnp.concatenate([jnp.zeros_like(joints[:, :1]), joints], axis=1)
 
 
+# config.train.optimizer -> optax constructor.
+OPTIMIZERS = {"adam": optax.adam, "amsgrad": optax.amsgrad}
+
+
 def make_optimizer(config: ml_collections.ConfigDict, learning_rate: float,
                    steps_per_epoch: int) -> optax.GradientTransformation:
   """Adam (or AMSGrad) with staircase exponential decay every lr_decay_steps (0: epoch)."""
   decay_steps = config.train.lr_decay_steps or max(1, steps_per_epoch)
   schedule = optax.exponential_decay(learning_rate, decay_steps, config.train.lr_decay_rate,
                                      staircase=True)
-  if config.train.optimizer == "amsgrad":
-    return optax.amsgrad(schedule)
-  if config.train.optimizer == "adam":
-    return optax.adam(schedule)
-  raise ValueError(f"config.train.optimizer: '{config.train.optimizer}' is not one of "
-                   "['adam', 'amsgrad']")
+  return OPTIMIZERS[config.train.optimizer](schedule)  # name checked by config_check
 
 
 class SupervisedLifter:
