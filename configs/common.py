@@ -49,6 +49,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.max_to_keep = 3  # Checkpoints kept on disk.
   c.train.log_every = 200  # Steps between metric writes.
   c.train.eval_every = 0  # Steps between evaluations during training (0: only at the end).
+  # Train steps per dispatch: k > 1 runs k steps in one compiled lax.scan over k stacked
+  # batches of frame ids, so the host never starves a fast chip. It must divide num_steps,
+  # log_every, checkpoint_every and eval_every.
+  c.train.steps_per_dispatch = 1
+  # Compute dtype of the models' matmuls and convolutions: "float32", or "bfloat16" for
+  # mixed precision (params, optimizer state, batch-norm statistics and losses stay f32).
+  c.train.compute_dtype = "float32"
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 4096  # Poses per eval step.
@@ -71,6 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.vae.lambda_recon = 1.0  # Weight of the 2D reconstruction (or supervised 3D) loss.
   c.vae.lambda_kld = 0.001  # Peak KL weight (beta) of the cyclic schedule.
   c.vae.lambda_disc = 0.001  # Weight of the generator's adversarial loss.
+  # Weight of Chen et al. 2019's lift-rotate-lift-back consistency (unsupervised only):
+  # the rotated reprojection, lifted again, must equal the rotated 3D pose, and rotated
+  # back and projected it must reproduce the input. 0 is the seed's recipe, which has none.
+  c.vae.lambda_consistency = 0.0
   c.vae.beta_warmup_epochs = 10.0  # Epochs with beta = 0 before the first cycle.
   c.vae.beta_cycle_epochs = 40.0  # Length of one beta cycle (ramp, then hold) ...
   c.vae.beta_hold_epochs = 10.0  # ... of which the last this many hold beta at its peak.
@@ -79,7 +90,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.vae.gradient_value_clip = 1000.0  # Elementwise gradient clip, before the norm clips.
 
   c.distributed = ml_collections.ConfigDict()
-  c.distributed.initialize = False  # Call jax.distributed.initialize() (multi-host runs).
+  # Multi-process runs: each process calls jax.distributed.initialize() first. On TPU VMs,
+  # SLURM or Open MPI the three fields below are detected; elsewhere set them on every
+  # process (the same coordinator, the same count, ids 0 .. num_processes - 1).
+  c.distributed.initialize = False
+  c.distributed.coordinator_address = ""  # host:port of process 0 ("": auto-detect).
+  c.distributed.num_processes = 0  # 0: auto-detect.
+  c.distributed.process_id = -1  # -1: auto-detect.
   return c
 
 

@@ -1,11 +1,16 @@
 """Times a config's full compiled train step (forward, backward, optimizer update) on
-random inputs of the right shapes.
+random inputs of the right shapes, or (--model input_pipeline) how fast its grain input
+pipeline delivers batches.
 
   python -m jpose.bench --config martinez --batch-size 256 --steps 50 --json
+  python -m jpose.bench --config tcn243 --batch-size 1024 --dtype bfloat16 --json
+  python -m jpose.bench --config tcn243 --batch-size 64 --model input_pipeline --json
 
-With --json, prints one JSON line: config, params, batch_size, compile_s, step_ms
-(median), samples_per_s, flops_per_step (XLA cost analysis), tflops_per_s,
-peak_memory_bytes (null where the backend does not report it), device_kind, device_count.
+With --json, prints one JSON line: config, dtype, params, batch_size, steps_per_dispatch,
+compile_s, step_ms (median), samples_per_s, flops_per_step (XLA cost analysis),
+tflops_per_s, mfu (achieved / the device's peak for the dtype, null where the peak is not
+in PEAK_TFLOPS), peak_memory_bytes (null where the backend does not report it),
+device_kind, device_count.
 """
 
 from __future__ import annotations
@@ -22,9 +27,28 @@ import numpy as np
 import configs
 from jpose.data import pipeline
 from jpose.train import config_check
+from jpose.train import loop
 from jpose.train import sharding
 from jpose.train import registry
 
+# Dense peak TFLOP/s per chip, by (device_kind prefix, compute dtype). float32 on these
+# GPUs is the TF32 tensor-core peak, which XLA's default matmul precision uses; TPUs run
+# f32 matmuls as bf16 passes, so both dtypes use the bf16 peak.
+PEAK_TFLOPS = {
+    ("NVIDIA H100 PCIe", "bfloat16"): 756.0, ("NVIDIA H100 PCIe", "float32"): 378.0,
+    ("NVIDIA H100", "bfloat16"): 989.0, ("NVIDIA H100", "float32"): 494.0,
+    ("NVIDIA H200", "bfloat16"): 989.0, ("NVIDIA H200", "float32"): 494.0,
+    ("NVIDIA A100", "bfloat16"): 312.0, ("NVIDIA A100", "float32"): 156.0,
+    ("TPU v4", "bfloat16"): 275.0, ("TPU v4", "float32"): 275.0,
+    ("TPU v5 lite", "bfloat16"): 197.0, ("TPU v5 lite", "float32"): 197.0,
+}
+
+
+def peak_tflops(device_kind: str, dtype: str) -> float | None:
+  """The table's peak for the longest matching device_kind prefix (None if unknown)."""
+  matches = [(len(kind), peak) for (kind, d), peak in PEAK_TFLOPS.items()
+             if d == dtype and device_kind.startswith(kind)]
+  return max(matches)[1] if matches else None
 
 
 def random_sequences(num_frames: int = 50_000, length: int = 1_000) -> pipeline.SequenceSet:
@@ -57,22 +81,26 @@ def random_batch(shapes: dict, num_frames: int, rng: np.random.Generator) -> dic
 
 
 def benchmark(config, batch_size: int, steps: int) -> dict:
+  """Times train.steps_per_dispatch steps per dispatch; step_ms is per step."""
   config_check.validate(config)
   sharding.check_batch_size(batch_size)
+  k = config.train.steps_per_dispatch
   data = random_sequences()
   norm = pipeline.NormStats(np.zeros((17, 2), np.float32), np.ones((17, 2), np.float32),
                             np.zeros((17, 3), np.float32), np.ones((17, 3), np.float32))
   trainer = registry.build(config, norm, num_train_frames=data.num_frames)
   mesh = sharding.make_mesh()
   resident = sharding.replicate(mesh, trainer.resident_data(data))
-  batch = random_batch(trainer.batch_shapes(batch_size), data.num_frames,
-                       np.random.default_rng(0))
-  batch = sharding.to_global(mesh, batch)
+  rng = np.random.default_rng(0)
+  batch = [random_batch(trainer.batch_shapes(batch_size), data.num_frames, rng)
+           for _ in range(k)]
+  batch = sharding.to_global(mesh, {key: np.stack([b[key] for b in batch]) for key in batch[0]},
+                             stacked=True)
   state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh),
                                 jax.eval_shape(trainer.init, jax.random.key(0)))
   state = jax.jit(trainer.init, out_shardings=state_sharding)(jax.random.key(config.seed))
-  step_fn = jax.jit(trainer.train_step, out_shardings=(state_sharding, sharding.replicated(mesh)),
-                    donate_argnums=0)
+  step_fn = jax.jit(loop.multi_step(trainer.train_step, k),
+                    out_shardings=(state_sharding, sharding.replicated(mesh)), donate_argnums=0)
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, batch, resident).compile()
   compile_s = time.perf_counter() - t0
@@ -80,22 +108,65 @@ def benchmark(config, batch_size: int, steps: int) -> dict:
     state, metrics = compiled(state, batch, resident)
   jax.block_until_ready(metrics)
   times = []
-  for _ in range(steps):
+  for _ in range(max(1, steps // k)):
     t0 = time.perf_counter()
     state, metrics = compiled(state, batch, resident)
     jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t0)
+    times.append((time.perf_counter() - t0) / k)
   step_s = statistics.median(times)
   params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  flops = _flops(compiled)
+  # XLA's cost analysis counts a loop body once, whatever its trip count: take the FLOPs
+  # of one step from the single-step program.
+  single = jax.tree.map(lambda b: b[0], batch)
+  flops = _flops(compiled if k == 1 else
+                 jax.jit(trainer.train_step).lower(state, single, resident).compile())
   memory = jax.devices()[0].memory_stats() or {}
-  return {"config": None, "params": params, "batch_size": batch_size,
+  device_kind = jax.devices()[0].device_kind
+  tflops = flops / step_s / 1e12 if flops else None
+  peak = peak_tflops(device_kind, config.train.compute_dtype)
+  return {"config": None, "dtype": config.train.compute_dtype, "params": params,
+          "batch_size": batch_size, "steps_per_dispatch": k,
           "compile_s": round(compile_s, 3), "step_ms": round(step_s * 1e3, 3),
           "samples_per_s": round(batch_size / step_s, 1),
           "flops_per_step": flops,
-          "tflops_per_s": round(flops / step_s / 1e12, 4) if flops else None,
+          "tflops_per_s": round(tflops, 4) if tflops else None,
+          "mfu": round(tflops / (peak * jax.device_count()), 4) if tflops and peak else None,
           "peak_memory_bytes": memory.get("peak_bytes_in_use"),
-          "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count()}
+          "device_kind": device_kind, "device_count": jax.device_count()}
+
+
+def benchmark_input_pipeline(config, batch_size: int, steps: int) -> dict:
+  """Batches/s and samples/s of the config's training input pipeline on its data
+  (config.data), iterated as the loop does (grain, with prefetch). For temporal configs
+  it also times a host-side gather of whole receptive-field windows, which a pipeline
+  without device-resident data would need."""
+  config_check.validate(config)
+  data = pipeline.load_config_split(config, "train")
+  stats = pipeline.compute_norm_stats(data)
+  trainer = registry.build(config, stats, num_train_frames=data.num_frames)
+  keys = trainer.batch_keys
+  result = {"config": None, "model": "input_pipeline", "batch_size": batch_size,
+            "dataset": config.data.name, "train_frames": data.num_frames,
+            "batch_keys": list(keys)}
+
+  def rate(dataset):
+    iterator = pipeline.make_iterator(dataset, config.data.prefetch)
+    next(iterator)  # first batch: the iterator's start-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+      batch = next(iterator)
+      np.asarray([batch[key] for key in keys if key in batch][0])
+    return steps / (time.perf_counter() - t0)
+
+  batches_s = rate(trainer.train_dataset(data, stats, batch_size, config.seed))
+  result.update(batches_per_s=round(batches_s, 1), samples_per_s=round(batches_s * batch_size, 1))
+  field = getattr(trainer, "field", None)
+  if field:
+    keys = ("pose_2d",)
+    windows_s = rate(pipeline.make_dataset(data, stats, batch_size, seed=config.seed,
+                                           flip=config.data.flip, window=field))
+    result.update(receptive_field=field, host_windows_per_s=round(windows_s * batch_size, 1))
+  return result
 
 
 def _flops(compiled) -> int | None:
@@ -110,8 +181,15 @@ def _define_flags() -> None:
   # Defined only when run as a program, so importing jpose.bench defines no flags.
   flags.DEFINE_string("config", None, "Config name in configs/ (e.g. martinez) or a path "
                       "to a config file; ':tiny' selects the tiny variant.")
+  flags.DEFINE_enum("model", "train_step", ["train_step", "input_pipeline"],
+                    "What to time: the compiled train step, or the grain input pipeline.")
   flags.DEFINE_integer("batch-size", None, "Global batch (default: the config's).")
-  flags.DEFINE_integer("steps", 30, "Timed steps after compilation and warm-up.")
+  flags.DEFINE_integer("steps", 30, "Timed steps (or batches) after compilation and warm-up.")
+  flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
+                    "Compute dtype (default: the config's train.compute_dtype).")
+  flags.DEFINE_integer("steps-per-dispatch", None,
+                       "Train steps per compiled dispatch (default: the config's).")
+  flags.DEFINE_string("data", None, "input_pipeline: dataset name (default: the config's).")
   flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
 
 
@@ -120,15 +198,30 @@ def main(argv):
   f = flags.FLAGS
   config = configs.load(f.config)
   batch_size = f["batch-size"].value or config.train.batch_size
-  result = benchmark(config, batch_size, f.steps)
+  if f.dtype:
+    config.train.compute_dtype = f.dtype
+  if f["steps-per-dispatch"].value:
+    config.train.steps_per_dispatch = f["steps-per-dispatch"].value
+    config.train.num_steps = config.train.log_every = config.train.steps_per_dispatch
+    config.train.checkpoint_every, config.train.eval_every = config.train.num_steps, 0
+  if f.data:
+    config.data.name = f.data
+  if f.model == "input_pipeline":
+    result = benchmark_input_pipeline(config, batch_size, f.steps)
+  else:
+    result = benchmark(config, batch_size, f.steps)
   result["config"] = f.config
   if f.json:
     print(json.dumps(result))
+  elif f.model == "input_pipeline":
+    print(f"{result['config']} input pipeline on {result['dataset']}: "
+          f"{result['batches_per_s']:,.0f} batches/s of {batch_size} "
+          f"({result['samples_per_s']:,.0f} samples/s)")
   else:
     print(f"{result['config']}: {result['params']:,} params, batch {batch_size}, "
-          f"compile {result['compile_s']:.1f} s, {result['step_ms']:.2f} ms/step, "
-          f"{result['samples_per_s']:,.0f} samples/s on {result['device_count']} x "
-          f"{result['device_kind']}")
+          f"{result['dtype']}, compile {result['compile_s']:.1f} s, "
+          f"{result['step_ms']:.2f} ms/step, {result['samples_per_s']:,.0f} samples/s on "
+          f"{result['device_count']} x {result['device_kind']}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def evaluate(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormSta
   acc = accumulator.ErrorAccumulator()
   for batch in tqdm.tqdm(dataset, desc="eval", disable=not progress or jax.process_index() > 0,
                          leave=False):
-    device_batch = sharding.to_global(mesh, {k: batch[k] for k in trainer.batch_keys})
+    device_batch = sharding.to_global(mesh, {k: batch[k] for k in trainer.predict_keys})
     errors = eval_step(state, device_batch)
     errors = multihost_utils.process_allgather(errors, tiled=True)
     seq = multihost_utils.process_allgather(batch["seq_index"], tiled=True)
@@ -70,7 +70,7 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet, stats: pipeli
         state, data.pose_2d[index], data.pose_3d[index], data.camera_c[seq, 0])
     predicted = np.asarray(predicted)[:, 0]
   else:
-    inputs = {k: jnp.asarray(batch[k]) for k in trainer.batch_keys}
+    inputs = {k: jnp.asarray(batch[k]) for k in trainer.predict_keys}
     predicted = np.asarray(jax.jit(trainer.predict)(state, inputs))
   titles = [f"{data.subjects[s]} {data.actions[s]} #{f}"
             for s, f in zip(batch["seq_index"], batch["frame_index"])]
@@ -187,7 +187,7 @@ def latent_means(trainer, state, data: pipeline.SequenceSet, stats: pipeline.Nor
   state = jax.device_get(state)
   means, labels = [], []
   for batch in dataset:
-    mu = np.asarray(fn(state, {k: jnp.asarray(batch[k]) for k in trainer.batch_keys}))
+    mu = np.asarray(fn(state, {k: jnp.asarray(batch[k]) for k in trainer.predict_keys}))
     means.append(mu[batch["valid"]])
     labels += [acc_lib.action_class(data.actions[s]) for s in batch["seq_index"][batch["valid"]]]
   return np.concatenate(means), labels

@@ -16,7 +16,7 @@ def normalise_2d(pose_2d, focal, principal):
   """(..., 17, 2) pixels -> ((..., 16, 2) unit-scale root-relative 2D, scale (...))."""
   xy = (pose_2d - principal[..., None, :]) / focal[..., None, :]
   xy = xy[..., 1:, :] - xy[..., :1, :]
-  scale = _rms_radius(xy)
+  scale = rms_radius(xy)
   return xy / scale[..., None, None], scale
 
 
@@ -46,10 +46,10 @@ def project(pose):
 
 def unit_scale(pose_2d):
   """Rescales (..., J, 2) root-relative 2D to unit RMS radius, as `normalise_2d` does."""
-  return pose_2d / _rms_radius(pose_2d)[..., None, None]
+  return pose_2d / rms_radius(pose_2d)[..., None, None]
 
 
-def _rms_radius(pose_2d):
+def rms_radius(pose_2d):
   # The epsilon sits inside the root: sqrt'(0) is infinite, and a lifter that starts at
   # the all-zero pose (as the VAE decoder does) would get NaN gradients.
   return jnp.sqrt(jnp.mean(jnp.sum(pose_2d**2, axis=-1), axis=-1) + 1e-12)

@@ -5,21 +5,30 @@ from __future__ import annotations
 from typing import Callable
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from jpose.models import lifter
 from jpose.models import tcn
 from jpose.models import vae
 
+# config.train.compute_dtype -> the dtype of the models' matmuls and convolutions.
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 NUM_LIFTER_INPUTS = 16 * 2  # 17 joints less Neck/Nose, which detectors lack.
 NUM_LIFTER_OUTPUTS = 16 * 3  # 17 joints less the root, which is the origin.
+
+
+def _dtype(config: ml_collections.ConfigDict):
+  return COMPUTE_DTYPES[config.train.compute_dtype]
 
 
 def _lifter(config: ml_collections.ConfigDict) -> nn.Module:
   m = config.model
   return lifter.ResidualMLP(num_outputs=NUM_LIFTER_OUTPUTS, width=m.width,
                             num_blocks=m.num_blocks, dropout=m.dropout, max_norm=m.max_norm,
-                            intermediate_head_after=m.intermediate_head_after)
+                            intermediate_head_after=m.intermediate_head_after,
+                            dtype=_dtype(config))
 
 
 def _pose_critic(config: ml_collections.ConfigDict) -> nn.Module:
@@ -30,28 +39,29 @@ def _pose_critic(config: ml_collections.ConfigDict) -> nn.Module:
   """
   g = config.gan
   return lifter.ResidualMLP(num_outputs=1, width=g.critic_width, num_blocks=g.critic_blocks,
-                            dropout=config.model.dropout, max_norm=False, batch_norm=False)
+                            dropout=config.model.dropout, max_norm=False, batch_norm=False,
+                            dtype=_dtype(config))
 
 
 def _tcn(config: ml_collections.ConfigDict) -> nn.Module:
   m = config.model
   return tcn.TemporalConvNet(num_joints_out=17, filter_width=m.filter_width,
                              num_blocks=m.num_blocks, channels=m.width, dropout=m.dropout,
-                             causal=m.causal)
+                             causal=m.causal, dtype=_dtype(config))
 
 
 def _vae_encoder(config: ml_collections.ConfigDict) -> nn.Module:
   return vae.Encoder(latent=config.vae.latent_dim, width=config.model.width,
-                     dropout=config.model.dropout)
+                     dropout=config.model.dropout, dtype=_dtype(config))
 
 
 def _vae_decoder(config: ml_collections.ConfigDict) -> nn.Module:
   return vae.Decoder(width=config.model.width, dropout=config.model.dropout,
-                     pose_range=config.vae.pose_range)
+                     pose_range=config.vae.pose_range, dtype=_dtype(config))
 
 
 def _pose_discriminator_2d(config: ml_collections.ConfigDict) -> nn.Module:
-  return vae.PoseDiscriminator2D(width=config.model.width)
+  return vae.PoseDiscriminator2D(width=config.model.width, dtype=_dtype(config))
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {

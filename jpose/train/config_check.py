@@ -39,12 +39,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("model.name", config.model.name, registry.MODELS),
       ("train.trainer", config.train.trainer, trainer_registry.TRAINERS),
       ("train.optimizer", config.train.optimizer, trainers.OPTIMIZERS),
+      ("train.compute_dtype", config.train.compute_dtype, registry.COMPUTE_DTYPES),
   ]
   for field, value, allowed in checks:
     if value not in allowed:
       raise ValueError(f"config.{field}: '{value}' is not one of {sorted(allowed)}")
   for field in ("train.batch_size", "train.num_steps", "train.checkpoint_every",
-                "train.log_every", "eval.batch_size", "eval.frame_stride"):
+                "train.log_every", "train.steps_per_dispatch", "eval.batch_size",
+                "eval.frame_stride"):
     section, key = field.split(".")
     if int(config[section][key]) <= 0:
       raise ValueError(f"config.{field}: must be positive, got {config[section][key]}")
+  k = config.train.steps_per_dispatch
+  for field in ("num_steps", "log_every", "checkpoint_every", "eval_every"):
+    if config.train[field] % k:
+      raise ValueError(f"config.train.{field}={config.train[field]} must be a multiple of "
+                       f"config.train.steps_per_dispatch={k}")

@@ -73,14 +73,33 @@ def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True)
                     mesh, state_sharding, abstract_state, resident)
 
 
+def multi_step(train_step, steps: int):
+  """k = `steps` train steps as one function of k stacked batches (leading axis), by
+  lax.scan; metrics come back stacked, (k,) each. k = 1 is the plain step, stacked."""
+  def run(state, batches, resident):
+    if steps == 1:
+      state, metrics = train_step(state, jax.tree.map(lambda b: b[0], batches), resident)
+      return state, jax.tree.map(lambda m: m[None], metrics)
+    return jax.lax.scan(lambda s, b: train_step(s, b, resident), state, batches)
+  return run
+
+
 def compile_train_step(exp: Experiment):
-  batch_sh = sharding.batch_sharding(exp.mesh)
+  """The jitted dispatch of train.steps_per_dispatch steps: (state, stacked batches,
+  resident) -> (state, stacked metrics); the state's buffers are donated."""
+  batch_sh = sharding.stacked_batch_sharding(exp.mesh)
   resident_sh = jax.tree.map(lambda _: sharding.replicated(exp.mesh), exp.resident)
-  return jax.jit(exp.trainer.train_step,
+  return jax.jit(multi_step(exp.trainer.train_step, exp.config.train.steps_per_dispatch),
                  in_shardings=(exp.state_sharding, {k: batch_sh for k in exp.trainer.batch_keys},
                                resident_sh),
                  out_shardings=(exp.state_sharding, sharding.replicated(exp.mesh)),
                  donate_argnums=0)
+
+
+def next_batches(iterator, keys, steps: int) -> dict[str, np.ndarray]:
+  """The next `steps` local batches of `keys`, stacked on a leading axis."""
+  batches = [next(iterator) for _ in range(steps)]
+  return {k: np.stack([b[k] for b in batches]) for k in keys}
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -164,8 +183,7 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        evaluate_at_end: bool = True) -> dict | None:
   """Trains config.train.num_steps steps (resuming from workdir) and evaluates."""
-  if config.distributed.initialize:
-    jax.distributed.initialize()
+  sharding.initialize_distributed(config)
   exp = build_experiment(config)
   os.makedirs(workdir, exist_ok=True)
   writer = writers.create_default_writer(workdir)
@@ -188,36 +206,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   num_steps = config.train.num_steps
   keys = exp.trainer.batch_keys
 
-  pending = None  # (step, metrics) of the previous step, checked one step late.
+  k = config.train.steps_per_dispatch
+  if start % k:
+    raise ValueError(f"config.train.steps_per_dispatch={k}: the checkpoint in "
+                     f"{ckpt.directory} is at step {start}, which is not a multiple of it")
+
+  pending = None  # (metrics, last step) of the previous dispatch, checked one dispatch late.
   sums, count = None, 0
   bar = tqdm.tqdm(total=num_steps, initial=start, desc="train", unit="step",
                   disable=jax.process_index() > 0, dynamic_ncols=True)
   t_log, steps_since_log = time.time(), 0
 
-  def check(step_metrics, step):
-    loss = float(step_metrics["loss"])
-    if not np.isfinite(loss):
+  def check(step_metrics, last_step):
+    losses = np.asarray(step_metrics["loss"])
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+      step = last_step - losses.shape[0] + 1 + int(bad[0])
       latest = ckpt.latest_step()
       where = (f"the last good checkpoint (step {latest}) is kept in {ckpt.directory}"
                if latest is not None else "no checkpoint had been written yet")
-      raise NonFiniteLossError(f"train loss is {loss} at step {step}; stopping: {where}")
+      raise NonFiniteLossError(f"train loss is {losses[bad[0]]} at step {step}; stopping: "
+                               f"{where}")
 
   with _Preemption() as preemption:
     try:
-      for step in range(start + 1, num_steps + 1):
-        batch = sharding.to_global(exp.mesh, {k: v for k, v in next(iterator).items()
-                                              if k in keys})
-        state, metrics = train_step(state, batch, exp.resident)
+      for step in range(start + k, num_steps + 1, k):  # `step`: the dispatch's last step.
+        batches = sharding.to_global(exp.mesh, next_batches(iterator, keys, k), stacked=True)
+        state, metrics = train_step(state, batches, exp.resident)
         if pending is not None:
           check(*pending)
         pending = (metrics, step)
-        sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
-        count += 1
-        steps_since_log += 1
-        bar.update(1)
+        summed = jax.tree.map(lambda m: jnp.sum(m, axis=0), metrics)
+        sums = summed if sums is None else jax.tree.map(jnp.add, sums, summed)
+        count += k
+        steps_since_log += k
+        bar.update(k)
         if step % config.train.log_every == 0 or step == num_steps:
           check(*pending)
-          scalars = {f"train/{k}": float(v) / count for k, v in sums.items()}
+          scalars = {f"train/{name}": float(v) / count for name, v in sums.items()}
           elapsed = time.time() - t_log
           scalars["train/steps_per_s"] = steps_since_log / elapsed
           scalars["train/samples_per_s"] = steps_since_log * config.train.batch_size / elapsed

@@ -11,6 +11,17 @@ import numpy as np
 DATA_AXIS = "data"
 
 
+def initialize_distributed(config) -> None:
+  """jax.distributed.initialize() from config.distributed, when it asks for it. Every
+  process then sees the global device list; on CPU the collectives use gloo."""
+  d = config.distributed
+  if not d.initialize:
+    return
+  jax.distributed.initialize(coordinator_address=d.coordinator_address or None,
+                             num_processes=d.num_processes or None,
+                             process_id=d.process_id if d.process_id >= 0 else None)
+
+
 def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
 
@@ -36,9 +47,16 @@ def per_process_batch(global_batch: int) -> int:
   return global_batch // jax.process_count()
 
 
-def to_global(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-  """Assembles each process's local batch into global arrays sharded on 'data'."""
-  sharding = batch_sharding(mesh)
+def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
+  """k batches stacked on a leading steps axis (one dispatch of k train steps)."""
+  return NamedSharding(mesh, P(None, DATA_AXIS))
+
+
+def to_global(mesh: Mesh, local_batch: dict[str, np.ndarray],
+              stacked: bool = False) -> dict[str, jax.Array]:
+  """Assembles each process's local batch into global arrays sharded on 'data' (on the
+  second axis where `stacked` batches carry a leading steps axis)."""
+  sharding = stacked_batch_sharding(mesh) if stacked else batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in local_batch.items()}
 

@@ -25,7 +25,6 @@ MM_PER_M = 1000.0
 class TemporalTrainer(trainers.SupervisedLifter):
   """Inputs: 2D (J x 2) or 2D + depth (J x 3); output: 17 root-relative joints in metres."""
 
-  batch_keys = ("frame_id", "flip")
   eval_mode = "sequences"
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
@@ -38,17 +37,6 @@ class TemporalTrainer(trainers.SupervisedLifter):
 
   def _sample_input(self, name: str) -> jax.Array:
     return jnp.zeros((2, self.field, 17, self.features), jnp.float32)
-
-  def batch_shapes(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
-    return {"frame_id": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
-            "flip": jax.ShapeDtypeStruct((batch_size,), jnp.bool_)}
-
-  def resident_data(self, data: pipeline.SequenceSet) -> resident_lib.ResidentData:
-    return resident_lib.from_sequences(data)
-
-  def train_dataset(self, data, stats, local_batch: int, seed: int):
-    return pipeline.make_dataset(data, stats, local_batch, seed=seed, flip=self.config.data.flip,
-                                 indices_only=True)
 
   def model_inputs(self, pose_2d, pose_3d, norm, noise_key=None, noise_2d=0.0,
                    noise_depth=0.0):
@@ -77,7 +65,7 @@ class TemporalTrainer(trainers.SupervisedLifter):
   def train_step(self, state, batch, resident):
     ids, flip = batch["frame_id"], batch["flip"]
     windows_2d, windows_3d = resident_lib.gather_windows(resident, ids, self.offsets)
-    principal_x = resident.principal_x[ids]
+    principal_x = resident.camera_c[ids, 0]
     windows_2d = resident_lib.flip_2d(windows_2d, principal_x, flip)
     windows_3d = resident_lib.flip_3d(windows_3d, flip)
     target = windows_3d[:, -1 if self.config.model.causal else self.field // 2]

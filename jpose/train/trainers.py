@@ -2,7 +2,7 @@
 
 A trainer is plain Python holding the Flax modules and optax transforms; its methods are
 pure functions of (state, batch, resident) that the loop compiles once with jax.jit.
-`resident` holds device-resident data for trainers that gather on device (else empty).
+`resident` is the training split in device memory (`jpose.data.resident`).
 `jpose.train.registry` maps config.train.trainer to a trainer class.
 """
 
@@ -14,6 +14,7 @@ import ml_collections
 import optax
 
 from jpose.data import pipeline
+from jpose.data import resident as resident_lib
 from jpose.geometry import skeleton
 from jpose.metrics import pose as pose_metrics
 from jpose.models import registry
@@ -55,9 +56,15 @@ def make_optimizer(config: ml_collections.ConfigDict, learning_rate: float,
 
 
 class SupervisedLifter:
-  """Martinez-style lifting: MSE on normalised 3D (+ DeepBase2's intermediate head)."""
+  """Martinez-style lifting: MSE on normalised 3D (+ DeepBase2's intermediate head).
 
-  batch_keys = ("pose_2d_norm", "pose_3d_norm", "pose_3d")
+  Training reads the split from device memory: a batch is frame ids and flip flags
+  (`batch_keys`), and the step gathers, flips and normalises the frames itself.
+  Evaluation feeds host batches of `predict_keys`.
+  """
+
+  batch_keys = ("frame_id", "flip")
+  predict_keys = ("pose_2d_norm", "pose_3d")
   eval_mode = "frames"  # evaluated frame by frame (jpose.evaluate.evaluator.evaluate)
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
@@ -69,23 +76,32 @@ class SupervisedLifter:
     self.optimizers = {"lifter": make_optimizer(config, config.train.learning_rate,
                                                 self.steps_per_epoch)}
 
-  def resident_data(self, data: pipeline.SequenceSet):
-    """Arrays the step reads from device memory; lifters get whole batches from the host."""
-    del data
-    return ()
+  def resident_data(self, data: pipeline.SequenceSet) -> resident_lib.ResidentData:
+    """The training split's arrays, which the step reads from device memory."""
+    return resident_lib.from_sequences(data)
 
   def train_dataset(self, data: pipeline.SequenceSet, stats: pipeline.NormStats,
                     local_batch: int, seed: int):
-    return pipeline.make_dataset(data, stats, local_batch, seed=seed, flip=self.config.data.flip)
-
-  def _sample_input(self, name: str) -> jax.Array:
-    return jnp.zeros((2, registry.NUM_LIFTER_INPUTS), jnp.float32)
+    return pipeline.make_dataset(data, stats, local_batch, seed=seed, flip=self.config.data.flip,
+                                 indices_only=True)
 
   def batch_shapes(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
     """Shapes of the batch arrays train_step reads (for benchmarks and compilation)."""
-    return {"pose_2d_norm": jax.ShapeDtypeStruct((batch_size, 17, 2), jnp.float32),
-            "pose_3d_norm": jax.ShapeDtypeStruct((batch_size, 17, 3), jnp.float32),
-            "pose_3d": jax.ShapeDtypeStruct((batch_size, 17, 3), jnp.float32)}
+    return {"frame_id": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+            "flip": jax.ShapeDtypeStruct((batch_size,), jnp.bool_)}
+
+  def frames(self, state, resident, batch: Batch) -> Batch:
+    """The batch's frames gathered from device memory, flipped, plus normalised poses
+    (the keys of the host pipeline's batches)."""
+    frames = resident_lib.gather_frames(resident, batch["frame_id"], batch["flip"])
+    norm = state.norm
+    frames["pose_2d_norm"] = jnp.nan_to_num(
+        pipeline.normalise(frames["pose_2d"], norm.mean_2d, norm.std_2d))
+    frames["pose_3d_norm"] = pipeline.normalise(frames["pose_3d"], norm.mean_3d, norm.std_3d)
+    return frames
+
+  def _sample_input(self, name: str) -> jax.Array:
+    return jnp.zeros((2, registry.NUM_LIFTER_INPUTS), jnp.float32)
 
   def init(self, rng: jax.Array) -> state_lib.TrainState:
     params, batch_stats, opt_state = {}, {}, {}
@@ -122,9 +138,9 @@ class SupervisedLifter:
     updates, opt_state = self.optimizers[name].update(grads, state.opt_state[name], params)
     return optax.apply_updates(params, updates), opt_state
 
-  def train_step(self, state: state_lib.TrainState, batch: Batch, resident=()
+  def train_step(self, state: state_lib.TrainState, batch: Batch, resident
                  ) -> tuple[state_lib.TrainState, Metrics]:
-    del resident
+    batch = self.frames(state, resident, batch)
     x, y = lifter_inputs(batch), lifter_targets(batch)
 
     def loss_fn(params):
@@ -169,8 +185,8 @@ class GanLifter(SupervisedLifter):
     size = registry.NUM_LIFTER_OUTPUTS if name == "critic" else registry.NUM_LIFTER_INPUTS
     return jnp.zeros((2, size), jnp.float32)
 
-  def train_step(self, state, batch, resident=()):
-    del resident
+  def train_step(self, state, batch, resident):
+    batch = self.frames(state, resident, batch)
     x, real = lifter_inputs(batch), lifter_targets(batch)
     generated, _ = self._apply(state, "lifter", state.params["lifter"], x, True,
                                state_lib.stream(state, "dropout"))

@@ -47,7 +47,7 @@ def _clipped_adam(config, clip_norm: float, steps_per_epoch: int):
 
 
 class VaeTrainer(trainers.SupervisedLifter):
-  batch_keys = ("pose_2d", "pose_3d", "camera_f", "camera_c", "root_depth")
+  predict_keys = ("pose_2d", "pose_3d", "camera_f", "camera_c", "root_depth")
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
                num_train_frames: int):
@@ -75,14 +75,6 @@ class VaeTrainer(trainers.SupervisedLifter):
     size = self.config.vae.latent_dim if name == "decoder" else 32
     return jnp.zeros((2, size), jnp.float32)
 
-  def batch_shapes(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
-    f32 = jnp.float32
-    return {"pose_2d": jax.ShapeDtypeStruct((batch_size, 17, 2), f32),
-            "pose_3d": jax.ShapeDtypeStruct((batch_size, 17, 3), f32),
-            "camera_f": jax.ShapeDtypeStruct((batch_size, 2), f32),
-            "camera_c": jax.ShapeDtypeStruct((batch_size, 2), f32),
-            "root_depth": jax.ShapeDtypeStruct((batch_size,), f32)}
-
   def _inputs(self, batch):
     pose_2d, scale = wp.normalise_2d(batch["pose_2d"], batch["camera_f"], batch["camera_c"])
     return pose_2d, scale
@@ -106,8 +98,23 @@ class VaeTrainer(trainers.SupervisedLifter):
                             pose_2d.reshape(pose_2d.shape[0], -1), True, rng)
     return logits
 
-  def train_step(self, state, batch, resident=()):
-    del resident
+  def _consistency(self, state, params, pose_3d, pose_2d, angle):
+    """Chen et al. 2019's geometric self-consistency. The rotated 3D pose is projected and
+    brought to unit scale, lifted again and brought back to the first lift's scale; that
+    second lift must equal the rotated pose (3D term) and, rotated back and projected,
+    reproduce the input (2D term). Both are mean squared joint distances."""
+    rotated = wp.rotate_about_vertical(pose_3d, angle)
+    view = wp.project(rotated)
+    scale = wp.rms_radius(view)[:, None, None]
+    relifted, _, _, _ = self._lift(state, params, view / scale, True,
+                                   state_lib.stream(state, "vae_relift"))
+    relifted = relifted * scale
+    back = wp.project(wp.rotate_about_vertical(relifted, -angle))
+    return (jnp.mean(jnp.sum((relifted - rotated) ** 2, -1))
+            + jnp.mean(jnp.sum((back - pose_2d) ** 2, -1)))
+
+  def train_step(self, state, batch, resident):
+    batch = self.frames(state, resident, batch)
     v = self.config.vae
     pose_2d, scale = self._inputs(batch)
     epoch = state.step.astype(jnp.float32) / self.steps_per_epoch
@@ -146,6 +153,9 @@ class VaeTrainer(trainers.SupervisedLifter):
         terms["adversarial"] = _bce(logits, 1.0)
         total = (v.lambda_recon * terms["reconstruction"] + beta * kl
                  + v.lambda_disc * terms["adversarial"])
+        if v.lambda_consistency:
+          terms["consistency"] = self._consistency(state, params, pose_3d, pose_2d, angle)
+          total = total + v.lambda_consistency * terms["consistency"]
       else:
         target = wp.normalise_3d(batch["pose_3d"], batch["root_depth"], scale)
         terms["pose_3d"] = jnp.mean(jnp.sum((pose_3d - target) ** 2, -1))

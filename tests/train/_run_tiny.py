@@ -28,10 +28,10 @@ def main():
       config.seed))
   losses = []
   for _ in range(steps):
-    batch = sharding.to_global(exp.mesh, {k: v for k, v in next(it).items()
-                                          if k in exp.trainer.batch_keys})
+    batch = sharding.to_global(exp.mesh, loop.next_batches(it, exp.trainer.batch_keys, 1),
+                               stacked=True)
     state, metrics = step(state, batch, exp.resident)
-    losses.append(float(metrics["loss"]))
+    losses.append(float(metrics["loss"][0]))
   print(json.dumps({"devices": jax.device_count(), "losses": losses}))
 
 

@@ -23,7 +23,7 @@ def test_device_windows_and_flips_match_the_host_pipeline(synthetic_train):
   chex.assert_trees_all_equal(np.asarray(windows_2d), host["pose_2d"])
   chex.assert_trees_all_equal(np.asarray(windows_3d[:, 13]), host["pose_3d"])
   flip = jnp.arange(700) % 2 == 0
-  flipped = np.asarray(resident.flip_2d(windows_2d, data.principal_x[ids], flip))
+  flipped = np.asarray(resident.flip_2d(windows_2d, data.camera_c[ids, 0], flip))
   cx = synthetic_train.camera_c[synthetic_train.seq_index[:700], 0][:, None, None]
   expected = np.where(np.asarray(flip)[:, None, None, None],
                       pipeline.flip_pose_2d(host["pose_2d"], cx), host["pose_2d"])

@@ -1,0 +1,156 @@
+"""jpose against PyTorch implementations of the same architectures, side by side.
+
+Each round times jpose's compiled train step (`jpose.bench.benchmark`) and then the
+PyTorch model's eager train step (forward, loss, backward, optimizer update) on the same
+batch size, optimizer and machine; rounds alternate so that both see the same load. The
+PyTorch models follow the original code: Martinez et al.'s residual MLP (with their
+forward-pass max-norm on every weight matrix) under Adam and an MSE loss, and
+VideoPose3D's `TemporalModelOptimized1f` (the strided training form) under AMSGrad and
+an MPJPE loss.
+
+  pip install torch==2.13.0   # the CPU build
+  python benchmarks/torch_compare.py --model martinez --batch-size 256
+  python benchmarks/torch_compare.py --model tcn243 --batch-size 64
+
+Prints one JSON line per model: both samples/s (median over rounds) and their ratio.
+torch is imported only here, and only if installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import time
+
+import configs
+from jpose import bench
+
+
+def _torch_models(torch):
+  nn = torch.nn
+
+  class MaxNormLinear(nn.Linear):
+    """Linear whose weight is rescaled to Frobenius norm <= 1 in the forward pass."""
+
+    def forward(self, x):
+      scale = torch.clamp(1.0 / torch.linalg.vector_norm(self.weight).clamp_min(1e-12), max=1.0)
+      return nn.functional.linear(x, self.weight * scale, self.bias * 1.0)
+
+  def layer(fan_in, width, dropout):
+    return [MaxNormLinear(fan_in, width), nn.BatchNorm1d(width, momentum=0.1, eps=1e-5),
+            nn.ReLU(), nn.Dropout(dropout)]
+
+  class Martinez(nn.Module):
+    def __init__(self, width=1024, blocks=2, dropout=0.5):
+      super().__init__()
+      self.inp = nn.Sequential(*layer(32, width, dropout))
+      self.blocks = nn.ModuleList(
+          nn.Sequential(*layer(width, width, dropout), *layer(width, width, dropout))
+          for _ in range(blocks))
+      self.out = MaxNormLinear(width, 48)
+
+    def forward(self, x):
+      x = self.inp(x)
+      for block in self.blocks:
+        x = x + block(x)
+      return self.out(x)
+
+  class TemporalModelOptimized1f(nn.Module):
+    """VideoPose3D's strided TCN: (B, T, J*2) -> (B, 1, J*3)."""
+
+    def __init__(self, joints_in=17, joints_out=17, filter_widths=(3, 3, 3, 3, 3),
+                 channels=1024, dropout=0.25):
+      super().__init__()
+      self.filter_widths = filter_widths
+      self.drop = nn.Dropout(dropout)
+      self.relu = nn.ReLU(inplace=True)
+      self.expand_conv = nn.Conv1d(joints_in * 2, channels, filter_widths[0],
+                                   stride=filter_widths[0], bias=False)
+      self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
+      self.layers_conv = nn.ModuleList()
+      self.layers_bn = nn.ModuleList()
+      for w in filter_widths[1:]:
+        self.layers_conv.append(nn.Conv1d(channels, channels, w, stride=w, bias=False))
+        self.layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
+        self.layers_conv.append(nn.Conv1d(channels, channels, 1, dilation=1, bias=False))
+        self.layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
+      self.shrink = nn.Conv1d(channels, joints_out * 3, 1)
+
+    def forward(self, x):
+      b, t = x.shape[:2]
+      x = x.reshape(b, t, -1).permute(0, 2, 1)
+      x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
+      for i, w in enumerate(self.filter_widths[1:]):
+        res = x[:, :, w // 2::w]
+        x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
+        x = res + self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
+      return self.shrink(x).permute(0, 2, 1)
+
+  return Martinez, TemporalModelOptimized1f
+
+
+def torch_step_time(model_name: str, batch_size: int, steps: int) -> float:
+  """Median seconds per eager PyTorch train step."""
+  import torch  # pylint: disable=g-import-not-at-top
+  martinez, tcn = _torch_models(torch)
+  torch.manual_seed(0)
+  if model_name == "martinez":
+    model = martinez()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.randn(batch_size, 32), torch.randn(batch_size, 48)
+    loss_fn = lambda out: torch.mean((out - y) ** 2)
+  else:
+    model = tcn()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
+    x, y = torch.randn(batch_size, 243, 17, 2), torch.randn(batch_size, 1, 17 * 3)
+    loss_fn = lambda out: torch.mean(torch.linalg.vector_norm(
+        (out - y).reshape(batch_size, 17, 3), dim=-1))
+  model.train()
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x))
+    loss.backward()
+    optimizer.step()
+    return loss
+
+  for _ in range(3):
+    step()
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    step().item()
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def compare(model_name: str, batch_size: int, steps: int, rounds: int) -> dict:
+  config = configs.load(model_name)
+  jpose_s, torch_s = [], []
+  for _ in range(rounds):
+    jpose_s.append(bench.benchmark(config, batch_size, steps)["step_ms"] / 1e3)
+    torch_s.append(torch_step_time(model_name, batch_size, steps))
+  import torch  # pylint: disable=g-import-not-at-top
+  j, t = statistics.median(jpose_s), statistics.median(torch_s)
+  return {"model": model_name, "batch_size": batch_size, "rounds": rounds,
+          "steps_per_round": steps, "jpose_samples_per_s": round(batch_size / j, 1),
+          "torch_samples_per_s": round(batch_size / t, 1), "ratio": round(t / j, 3),
+          "torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model", choices=["martinez", "tcn243"], required=True)
+  parser.add_argument("--batch-size", type=int, required=True)
+  parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
+  parser.add_argument("--rounds", type=int, default=3)
+  args = parser.parse_args()
+  if importlib.util.find_spec("torch") is None:
+    raise SystemExit("torch is not installed: pip install torch==2.13.0 (the CPU build)")
+  print(json.dumps(compare(args.model, args.batch_size, args.steps, args.rounds)))
+
+
+if __name__ == "__main__":
+  main()
