@@ -82,6 +82,13 @@ def base_config() -> ml_collections.ConfigDict:
   # the rotated reprojection, lifted again, must equal the rotated 3D pose, and rotated
   # back and projected it must reproduce the input. 0 is the seed's recipe, which has none.
   c.vae.lambda_consistency = 0.0
+  # How the unsupervised lifter's 3D is projected to 2D (reconstruction, rotated views):
+  # "perspective" (pinhole, from the input's root point and scale; tells a pose from its
+  # depth mirror image) or "orthographic" (cannot: see weak_perspective.perspective).
+  c.vae.projection = "perspective"
+  # Weight of a left/right bone-length symmetry prior on the lifted pose (unsupervised
+  # only; a geometric prior, no 3D labels). 0 is the seed's recipe.
+  c.vae.lambda_symmetry = 0.0
   c.vae.beta_warmup_epochs = 10.0  # Epochs with beta = 0 before the first cycle.
   c.vae.beta_cycle_epochs = 40.0  # Length of one beta cycle (ramp, then hold) ...
   c.vae.beta_hold_epochs = 10.0  # ... of which the last this many hold beta at its peak.

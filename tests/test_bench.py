@@ -35,6 +35,34 @@ def test_cli_prints_one_json_line():
                         "--steps", "2", "--json"], cwd=REPO, capture_output=True, text=True,
                        check=True, timeout=300)
   line = json.loads(out.stdout.strip().splitlines()[-1])
-  assert {"config", "params", "batch_size", "compile_s", "step_ms", "samples_per_s",
-          "device_kind", "device_count"} <= set(line)
+  assert {"config", "dtype", "params", "batch_size", "steps_per_dispatch", "compile_s",
+          "step_ms", "samples_per_s", "flops_per_step", "tflops_per_s", "mfu",
+          "peak_memory_bytes", "device_kind", "device_count"} <= set(line)
   assert line["config"] == "martinez:tiny" and line["params"] == 7_184
+  assert line["dtype"] == "float32" and line["mfu"] is None  # no peak is known for a CPU
+
+
+def test_bf16_and_several_steps_per_dispatch_keep_the_per_step_flops():
+  f32 = bench.benchmark(configs.load("martinez:tiny"), batch_size=16, steps=2)
+  config = configs.load("martinez:tiny")
+  config.train.compute_dtype, config.train.steps_per_dispatch = "bfloat16", 2
+  config.train.num_steps = config.train.log_every = config.train.checkpoint_every = 2
+  bf16 = bench.benchmark(config, batch_size=16, steps=4)
+  assert bf16["dtype"] == "bfloat16" and bf16["steps_per_dispatch"] == 2
+  assert bf16["flops_per_step"] == pytest.approx(f32["flops_per_step"], rel=0.1)
+
+
+def test_peak_table_picks_the_longest_matching_device_kind():
+  assert bench.peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.0
+  assert bench.peak_tflops("NVIDIA H100 PCIe", "bfloat16") == 756.0
+  assert bench.peak_tflops("TPU v5 lite", "float32") == 197.0
+  assert bench.peak_tflops("cpu", "float32") is None
+
+
+def test_input_pipeline_rate(tfds_dir):
+  config = configs.load("tcn27:tiny")
+  config.data.data_dir = tfds_dir
+  result = bench.benchmark_input_pipeline(config, batch_size=64, steps=20)
+  assert result["batch_keys"] == ["frame_id", "flip"] and result["receptive_field"] == 27
+  assert result["samples_per_s"] == pytest.approx(64 * result["batches_per_s"], rel=0.01)
+  assert result["batches_per_s"] > 0 and result["host_windows_per_s"] > 0

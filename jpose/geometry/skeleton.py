@@ -109,9 +109,11 @@ def flip_left_right(joints, skeleton: Skeleton = H36M_17):
   return xp.take(joints, skeleton.flip_permutation, axis=-2)
 
 
-def bone_lengths(joints, skeleton: Skeleton = H36M_17):
-  """(..., J, 3) joints -> (..., num_bones) bone lengths, in the skeleton's bone order."""
+def bone_lengths(joints, skeleton: Skeleton = H36M_17, epsilon: float = 0.0):
+  """(..., J, 3) joints -> (..., num_bones) bone lengths, in the skeleton's bone order.
+  sqrt(|bone|^2 + epsilon): a positive epsilon keeps the gradient finite at length 0."""
   xp = jnp if isinstance(joints, jnp.ndarray) else np
   parent = np.array([p for p, _ in skeleton.bones])
   child = np.array([c for _, c in skeleton.bones])
-  return xp.linalg.norm(joints[..., child, :] - joints[..., parent, :], axis=-1)
+  bones = joints[..., child, :] - joints[..., parent, :]
+  return xp.sqrt(xp.sum(bones**2, axis=-1) + epsilon)

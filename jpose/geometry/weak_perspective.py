@@ -1,5 +1,6 @@
 """Scale-free 2D/3D pose units for lifting without 3D labels (Drover et al. 2018, Chen
-et al. 2019), plus rotation about the vertical axis and orthographic reprojection.
+et al. 2019), plus rotation about the vertical axis and orthographic or pinhole
+reprojection.
 
 2D: p = ((u - c) / f - root) / s, without the root, where s is the pose's RMS distance
 from the root, so every 2D pose has unit scale. 3D in the same units:
@@ -42,6 +43,26 @@ def rotate_about_vertical(pose, angle):
 def project(pose):
   """Orthographic projection of normalised 3D to normalised 2D: (..., J, 3) -> (..., J, 2)."""
   return pose[..., :2]
+
+
+def perspective(pose, scale_2d, root_xy):
+  """Pinhole projection of normalised 3D to the normalised 2D of `normalise_2d` (before
+  its unit scaling, i.e. in units of `scale_2d`): (..., J, 3) -> (..., J, 2).
+
+  With Q = (P - P_root) / (Z_root s) and the root at normalised image point r, a joint
+  lands at (u - r) / s = (Q_xy - r Q_z) / (1 + s Q_z): exact for an undistorted camera.
+  Unlike `project` it tells a pose from its depth mirror image (near joints spread out),
+  which orthographic views of randomly rotated poses cannot: the mirror image rotated by
+  theta projects exactly as the pose rotated by -theta does.
+  """
+  s = scale_2d[..., None, None]
+  z = pose[..., 2:3]
+  return (pose[..., :2] - root_xy[..., None, :] * z) / jnp.maximum(1.0 + s * z, 0.1)
+
+
+def root_image_point(pose_2d, focal, principal):
+  """(..., 17, 2) pixels -> (..., 2) the root joint's normalised image point ((u - c) / f)."""
+  return (pose_2d[..., 0, :] - principal) / focal
 
 
 def unit_scale(pose_2d):

@@ -40,6 +40,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("train.trainer", config.train.trainer, trainer_registry.TRAINERS),
       ("train.optimizer", config.train.optimizer, trainers.OPTIMIZERS),
       ("train.compute_dtype", config.train.compute_dtype, registry.COMPUTE_DTYPES),
+      ("vae.projection", config.vae.projection, ("perspective", "orthographic")),
   ]
   for field, value, allowed in checks:
     if value not in allowed:

@@ -15,6 +15,7 @@ import ml_collections
 import optax
 
 from jpose.data import pipeline
+from jpose.geometry import skeleton
 from jpose.geometry import weak_perspective as wp
 from jpose.models import registry
 from jpose.train import state as state_lib
@@ -34,6 +35,14 @@ def beta_schedule(epoch, config: ml_collections.ConfigDict):
 def kl_divergence(mu, log_var):
   """KL(N(mu, sigma^2) || N(0, 1)) per example, summed over the latent."""
   return -0.5 * jnp.sum(1.0 + log_var - mu**2 - jnp.exp(log_var), axis=-1)
+
+
+def bone_symmetry(pose):
+  """Mean squared difference between the lengths of each left bone and its right twin,
+  for (B, 16, 3) root-relative poses (the root is the origin)."""
+  joints = jnp.concatenate([jnp.zeros_like(pose[:, :1]), pose], axis=1)
+  return jnp.mean((skeleton.bone_lengths(joints, epsilon=1e-8)
+                   - skeleton.bone_lengths(skeleton.flip_left_right(joints), epsilon=1e-8))**2)
 
 
 def _bce(logits, label: float):
@@ -79,6 +88,13 @@ class VaeTrainer(trainers.SupervisedLifter):
     pose_2d, scale = wp.normalise_2d(batch["pose_2d"], batch["camera_f"], batch["camera_c"])
     return pose_2d, scale
 
+  def _projector(self, batch, scale):
+    """Normalised 3D -> 2D in the input's units, for this batch's views."""
+    if self.config.vae.projection == "orthographic":
+      return wp.project
+    root_xy = wp.root_image_point(batch["pose_2d"], batch["camera_f"], batch["camera_c"])
+    return lambda pose: wp.perspective(pose, scale, root_xy)
+
   def _lift(self, state, params, pose_2d, train: bool, rng=None):
     """Encoder + decoder; returns (3D (B, 16, 3), mu, log_var, new batch stats)."""
     flat = pose_2d.reshape(pose_2d.shape[0], -1)
@@ -98,18 +114,18 @@ class VaeTrainer(trainers.SupervisedLifter):
                             pose_2d.reshape(pose_2d.shape[0], -1), True, rng)
     return logits
 
-  def _consistency(self, state, params, pose_3d, pose_2d, angle):
+  def _consistency(self, state, params, pose_3d, pose_2d, angle, project):
     """Chen et al. 2019's geometric self-consistency. The rotated 3D pose is projected and
     brought to unit scale, lifted again and brought back to the first lift's scale; that
     second lift must equal the rotated pose (3D term) and, rotated back and projected,
     reproduce the input (2D term). Both are mean squared joint distances."""
     rotated = wp.rotate_about_vertical(pose_3d, angle)
-    view = wp.project(rotated)
+    view = project(rotated)
     scale = wp.rms_radius(view)[:, None, None]
     relifted, _, _, _ = self._lift(state, params, view / scale, True,
                                    state_lib.stream(state, "vae_relift"))
     relifted = relifted * scale
-    back = wp.project(wp.rotate_about_vertical(relifted, -angle))
+    back = project(wp.rotate_about_vertical(relifted, -angle))
     return (jnp.mean(jnp.sum((relifted - rotated) ** 2, -1))
             + jnp.mean(jnp.sum((back - pose_2d) ** 2, -1)))
 
@@ -123,8 +139,10 @@ class VaeTrainer(trainers.SupervisedLifter):
     angle = jax.random.uniform(state_lib.stream(state, "rotation"), (pose_2d.shape[0],),
                                minval=-jnp.pi, maxval=jnp.pi)
 
+    project = self._projector(batch, scale)
+
     def reprojected(pose_3d):
-      return wp.unit_scale(wp.project(wp.rotate_about_vertical(pose_3d, angle)))
+      return wp.unit_scale(project(wp.rotate_about_vertical(pose_3d, angle)))
 
     new_params, new_opt, metrics = {}, {}, {}
     if self.unsupervised:
@@ -147,14 +165,18 @@ class VaeTrainer(trainers.SupervisedLifter):
       kl = jnp.mean(kl_divergence(mu, log_var))
       terms = {"kl": kl}
       if self.unsupervised:
-        terms["reconstruction"] = jnp.mean(jnp.sum((wp.project(pose_3d) - pose_2d) ** 2, -1))
+        terms["reconstruction"] = jnp.mean(jnp.sum((project(pose_3d) - pose_2d) ** 2, -1))
         logits = self._discriminate(state, new_params["discriminator"], reprojected(pose_3d),
                                     state_lib.stream(state, "disc_dropout_g"))
         terms["adversarial"] = _bce(logits, 1.0)
         total = (v.lambda_recon * terms["reconstruction"] + beta * kl
                  + v.lambda_disc * terms["adversarial"])
+        if v.lambda_symmetry:
+          terms["symmetry"] = bone_symmetry(pose_3d)
+          total = total + v.lambda_symmetry * terms["symmetry"]
         if v.lambda_consistency:
-          terms["consistency"] = self._consistency(state, params, pose_3d, pose_2d, angle)
+          terms["consistency"] = self._consistency(state, params, pose_3d, pose_2d, angle,
+                                                   project)
           total = total + v.lambda_consistency * terms["consistency"]
       else:
         target = wp.normalise_3d(batch["pose_3d"], batch["root_depth"], scale)
