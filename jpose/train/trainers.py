@@ -188,9 +188,13 @@ class GanLifter(SupervisedLifter):
   def train_step(self, state, batch, resident):
     batch = self.frames(state, resident, batch)
     x, real = lifter_inputs(batch), lifter_targets(batch)
-    generated, _ = self._apply(state, "lifter", state.params["lifter"], x, True,
-                               state_lib.stream(state, "dropout"))
-    fake = jax.lax.stop_gradient(generated["output"])
+    # One generator forward serves both updates: the critic judges its (stopped) output,
+    # and the generator's gradient is pulled back through it with jax.vjp.
+    outputs, pullback, stats = jax.vjp(
+        lambda params: self._apply(state, "lifter", params, x, True,
+                                   state_lib.stream(state, "dropout")),
+        state.params["lifter"], has_aux=True)
+    fake = jax.lax.stop_gradient(outputs["output"])
 
     def critic_loss_fn(params):
       rng = state_lib.stream(state, "critic_dropout")
@@ -204,18 +208,17 @@ class GanLifter(SupervisedLifter):
     critic_params, critic_opt = self._update(state, "critic", critic_grads,
                                              state.params["critic"])
 
-    def generator_loss_fn(params):
-      outputs, stats = self._apply(state, "lifter", params, x, True,
-                                   state_lib.stream(state, "dropout"))
-      logits, _ = self._apply(state, "critic", critic_params, outputs["output"], True,
+    def generator_loss_fn(generated):
+      logits, _ = self._apply(state, "critic", critic_params, generated["output"], True,
                               state_lib.stream(state, "critic_dropout_g"))
-      supervised = self._supervised_loss(outputs, real)
+      supervised = self._supervised_loss(generated, real)
       adversarial = _bce_with_logits(logits["output"], 1.0)
       total = supervised + self.config.gan.adversarial_weight * adversarial
-      return total, (supervised, adversarial, outputs, stats)
+      return total, (supervised, adversarial)
 
-    (loss, (supervised, adversarial, outputs, stats)), grads = jax.value_and_grad(
-        generator_loss_fn, has_aux=True)(state.params["lifter"])
+    (loss, (supervised, adversarial)), output_grads = jax.value_and_grad(
+        generator_loss_fn, has_aux=True)(outputs)
+    grads, = pullback(output_grads)
     params, opt_state = self._update(state, "lifter", grads, state.params["lifter"])
     state = state.replace(
         step=state.step + 1,
