@@ -10,12 +10,17 @@ With --json, prints one JSON line: config, dtype, params, batch_size, steps_per_
 compile_s, step_ms (median), samples_per_s, flops_per_step (XLA cost analysis),
 tflops_per_s, mfu (achieved / the device's peak for the dtype, null where the peak is not
 in PEAK_TFLOPS), peak_memory_bytes (null where the backend does not report it),
-device_kind, device_count.
+device_kind, device_count; with --profile DIR also profile_top_ops, [op, ms per step,
+share of op time] from a jax.profiler trace.
 """
 
 from __future__ import annotations
 
+import collections
+import glob
+import gzip
 import json
+import os
 import statistics
 import time
 
@@ -80,8 +85,34 @@ def random_batch(shapes: dict, num_frames: int, rng: np.random.Generator) -> dic
   return batch
 
 
-def benchmark(config, batch_size: int, steps: int) -> dict:
-  """Times train.steps_per_dispatch steps per dispatch; step_ms is per step."""
+def op_time_summary(trace_dir: str, steps: int, top: int = 8) -> list[list]:
+  """[op name, ms per step, share of op time] for the `top` ops of the perfetto trace
+  that `jax.profiler.trace(trace_dir, create_perfetto_trace=True)` wrote over `steps`
+  steps. Kept are the compiled program's ops (XLA thunks on CPU, kernels on GPU); Python
+  frames and runtime bookkeeping (names with '::', the dispatch itself) are left out."""
+  paths = glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+  if not paths:
+    raise FileNotFoundError(f"no perfetto_trace.json.gz under {trace_dir}")
+  with gzip.open(max(paths, key=os.path.getmtime)) as f:
+    trace = json.load(f)
+  events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  python_threads = {e.get("tid") for e in events if e.get("ph") == "M"
+                    and e.get("name") == "thread_name" and e["args"].get("name") == "python"}
+  totals = collections.Counter()
+  for e in events:
+    name = e.get("name", "")
+    if (e.get("ph") != "X" or e.get("tid") in python_threads or name.startswith("$")
+        or "::" in name or name.startswith(("PjitFunction", "Handle inputs", "Allocate"))):
+      continue
+    totals[name] += e.get("dur", 0.0)
+  whole = sum(totals.values()) or 1.0
+  return [[name, round(us / 1e3 / steps, 3), round(us / whole, 3)]
+          for name, us in totals.most_common(top)]
+
+
+def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = None) -> dict:
+  """Times train.steps_per_dispatch steps per dispatch; step_ms is per step. With
+  profile_dir, also traces 5 more dispatches there and summarises their ops."""
   config_check.validate(config)
   sharding.check_batch_size(batch_size)
   k = config.train.steps_per_dispatch
@@ -124,6 +155,13 @@ def benchmark(config, batch_size: int, steps: int) -> dict:
   device_kind = jax.devices()[0].device_kind
   tflops = flops / step_s / 1e12 if flops else None
   peak = peak_tflops(device_kind, config.train.compute_dtype)
+  profile = None
+  if profile_dir:
+    with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
+      for _ in range(5):
+        state, metrics = compiled(state, batch, resident)
+      jax.block_until_ready(metrics)
+    profile = op_time_summary(profile_dir, 5 * k)
   return {"config": None, "dtype": config.train.compute_dtype, "params": params,
           "batch_size": batch_size, "steps_per_dispatch": k,
           "compile_s": round(compile_s, 3), "step_ms": round(step_s * 1e3, 3),
@@ -132,7 +170,8 @@ def benchmark(config, batch_size: int, steps: int) -> dict:
           "tflops_per_s": round(tflops, 4) if tflops else None,
           "mfu": round(tflops / (peak * jax.device_count()), 4) if tflops and peak else None,
           "peak_memory_bytes": memory.get("peak_bytes_in_use"),
-          "device_kind": device_kind, "device_count": jax.device_count()}
+          "device_kind": device_kind, "device_count": jax.device_count(),
+          **({"profile_top_ops": profile} if profile else {})}
 
 
 def benchmark_input_pipeline(config, batch_size: int, steps: int) -> dict:
@@ -190,6 +229,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("steps-per-dispatch", None,
                        "Train steps per compiled dispatch (default: the config's).")
   flags.DEFINE_string("data", None, "input_pipeline: dataset name (default: the config's).")
+  flags.DEFINE_string("profile", None, "Trace 5 more dispatches into this folder with "
+                      "jax.profiler and add the top ops' time per step to the result.")
   flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
 
 
@@ -209,7 +250,7 @@ def main(argv):
   if f.model == "input_pipeline":
     result = benchmark_input_pipeline(config, batch_size, f.steps)
   else:
-    result = benchmark(config, batch_size, f.steps)
+    result = benchmark(config, batch_size, f.steps, f.profile)
   result["config"] = f.config
   if f.json:
     print(json.dumps(result))

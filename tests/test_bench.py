@@ -1,5 +1,6 @@
 """The benchmark entry point: every config compiles and reports sensible numbers."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -66,3 +67,22 @@ def test_input_pipeline_rate(tfds_dir):
   assert result["batch_keys"] == ["frame_id", "flip"] and result["receptive_field"] == 27
   assert result["samples_per_s"] == pytest.approx(64 * result["batches_per_s"], rel=0.01)
   assert result["batches_per_s"] > 0 and result["host_windows_per_s"] > 0
+
+
+def test_op_time_summary_keeps_the_programs_ops_per_step(tmp_path):
+  events = [
+      {"ph": "M", "pid": 1, "tid": 7, "name": "thread_name", "args": {"name": "python"}},
+      {"ph": "X", "pid": 1, "tid": 3, "name": "dot.4", "dur": 3000.0},
+      {"ph": "X", "pid": 1, "tid": 3, "name": "dot.4", "dur": 1000.0},
+      {"ph": "X", "pid": 1, "tid": 3, "name": "loop_add_fusion", "dur": 1000.0},
+      {"ph": "X", "pid": 1, "tid": 3, "name": "ThunkExecutor::Execute", "dur": 9000.0},
+      {"ph": "X", "pid": 1, "tid": 7, "name": "dot.4", "dur": 9000.0},  # python thread
+      {"ph": "X", "pid": 1, "tid": 3, "name": "$profiler.py:1 trace", "dur": 9000.0},
+  ]
+  folder = tmp_path / "plugins" / "profile" / "run"
+  folder.mkdir(parents=True)
+  with gzip.open(folder / "perfetto_trace.json.gz", "wt") as f:
+    json.dump({"traceEvents": events}, f)
+  # 5 ms of ops over 2 steps: dot.4 is 2 ms a step (80%), the fusion 0.5 ms (20%).
+  assert bench.op_time_summary(str(tmp_path), steps=2) == [["dot.4", 2.0, 0.8],
+                                                           ["loop_add_fusion", 0.5, 0.2]]
