@@ -86,6 +86,12 @@ def base_config() -> ml_collections.ConfigDict:
   # "perspective" (pinhole, from the input's root point and scale; tells a pose from its
   # depth mirror image) or "orthographic" (cannot: see weak_perspective.perspective).
   c.vae.projection = "perspective"
+  # The axis the unsupervised lifter's poses are rotated about: "world_up" (the world's
+  # vertical in the camera frame, from the camera calibration) or "camera_y". About
+  # camera_y, views of a pose's depth mirror image are views of the pose itself rotated the
+  # other way, so nothing tells them apart; about the world's vertical of a camera tilted
+  # by e they are views about an axis tilted by 2e, leaning where real people do not.
+  c.vae.rotation_axis = "world_up"
   # Weight of a left/right bone-length symmetry prior on the lifted pose (unsupervised
   # only; a geometric prior, no 3D labels). 0 is the seed's recipe.
   c.vae.lambda_symmetry = 0.0

@@ -70,7 +70,8 @@ def random_sequences(num_frames: int = 50_000, length: int = 1_000) -> pipeline.
       starts=np.arange(count) * length, lengths=lengths, subjects=["S1"] * count,
       actions=["Walking"] * count, cameras=["0"] * count,
       camera_c=np.full((count, 2), 512.0, np.float32),
-      camera_f=np.full((count, 2), 1145.0, np.float32), fps=50.0)
+      camera_f=np.full((count, 2), 1145.0, np.float32),
+      camera_up=np.tile(np.array([[0.0, -0.98, -0.2]], np.float32), (count, 1)), fps=50.0)
 
 
 def random_batch(shapes: dict, num_frames: int, rng: np.random.Generator) -> dict:

@@ -11,6 +11,7 @@ Batch dict (B = batch, L = window length when windows are requested):
   pose_3d       (B, 17, 3) camera frame, root-centred, mm (the window's centre frame)
   pose_3d_norm  (B, 17, 3) normalised
   camera_f, camera_c (B, 2) the frame's camera intrinsics; root_depth (B,) mm
+  camera_up     (B, 3) the world's up axis in the (flipped) camera frame
   seq_index     (B,) int32 index into SequenceSet.subjects / actions / cameras
   frame_index   (B,) int32 frame within its sequence
   valid         (B,) bool; False on the padding of a final partial eval batch
@@ -49,6 +50,7 @@ class SequenceSet:
   cameras: list[str]
   camera_c: np.ndarray  # (S, 2) principal points, for flipping 2D poses
   camera_f: np.ndarray  # (S, 2)
+  camera_up: np.ndarray  # (S, 3) the world's up axis (+z) in the camera frame (R's 3rd column)
   fps: float
 
   @property
@@ -115,6 +117,7 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
       cameras=[_text(r["camera"]) for r in kept],
       camera_c=np.stack([np.asarray(r["camera_c"], np.float32) for r in kept]),
       camera_f=np.stack([np.asarray(r["camera_f"], np.float32) for r in kept]),
+      camera_up=np.stack([np.asarray(r["camera_R"], np.float32)[:, 2] for r in kept]),
       fps=float(kept[0]["fps"]))
 
 
@@ -225,6 +228,8 @@ class _BatchGather:
       pose_2d = np.where(do.reshape((-1,) + (1,) * (pose_2d.ndim - 1)),
                          flip_pose_2d(pose_2d, cx), pose_2d)
       pose_3d = np.where(do[:, None, None], flip_pose_3d(pose_3d), pose_3d)
+    camera_up = np.where(do_flip[:, None], d.camera_up[seq] * np.array([-1.0, 1.0, 1.0]),
+                         d.camera_up[seq])  # a flip mirrors the camera frame's x too
     s = self.stats
     return {
         "pose_2d": pose_2d,
@@ -236,6 +241,7 @@ class _BatchGather:
         "valid": valid,
         "camera_f": d.camera_f[seq],
         "camera_c": d.camera_c[seq],
+        "camera_up": camera_up.astype(np.float32),
         "root_depth": d.root_depth[ids],
     }
 

@@ -28,6 +28,7 @@ class ResidentData(NamedTuple):
   root_depth: jnp.ndarray  # (N,) root joint's camera depth, mm
   camera_f: jnp.ndarray  # (N, 2) focal lengths, pixels
   camera_c: jnp.ndarray  # (N, 2) principal points, pixels (flips mirror about c_x)
+  camera_up: jnp.ndarray  # (N, 3) the world's up axis in the camera frame
 
 
 def from_sequences(data: pipeline.SequenceSet) -> ResidentData:
@@ -38,7 +39,8 @@ def from_sequences(data: pipeline.SequenceSet) -> ResidentData:
       first=first, last=(first + data.lengths[data.seq_index] - 1).astype(np.int32),
       root_depth=data.root_depth.astype(np.float32),
       camera_f=data.camera_f[data.seq_index].astype(np.float32),
-      camera_c=data.camera_c[data.seq_index].astype(np.float32))
+      camera_c=data.camera_c[data.seq_index].astype(np.float32),
+      camera_up=data.camera_up[data.seq_index].astype(np.float32))
 
 
 def window_offsets(field: int, causal: bool) -> np.ndarray:
@@ -56,13 +58,15 @@ def gather_windows(data: ResidentData, frame_ids, offsets):
 
 def gather_frames(data: ResidentData, frame_ids, flip) -> dict[str, jnp.ndarray]:
   """(B,) frame ids and flip flags -> the frames' pose_2d (pixels), pose_3d (mm),
-  root_depth, camera_f and camera_c, mirrored where flip is set (as the host pipeline's
-  `make_dataset(..., flip=True)` batches are)."""
+  root_depth, camera_f, camera_c and camera_up, mirrored where flip is set (as the host
+  pipeline's `make_dataset(..., flip=True)` batches are)."""
   camera_c = data.camera_c[frame_ids]
+  up = data.camera_up[frame_ids]
   return {"pose_2d": flip_2d(data.pose_2d[frame_ids], camera_c[:, 0], flip),
           "pose_3d": flip_3d(data.pose_3d[frame_ids], flip),
           "root_depth": data.root_depth[frame_ids], "camera_f": data.camera_f[frame_ids],
-          "camera_c": camera_c}
+          "camera_c": camera_c,
+          "camera_up": jnp.where(flip[:, None], up * jnp.asarray([-1.0, 1.0, 1.0]), up)}
 
 
 def flip_2d(pose_2d, principal_x, flip):

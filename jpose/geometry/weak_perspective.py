@@ -32,12 +32,20 @@ def to_mm(pose, root_depth, scale_2d):
   return jnp.concatenate([jnp.zeros_like(mm[..., :1, :]), mm], axis=-2)
 
 
+def rotate_about_axis(pose, axis, angle):
+  """Rotates (..., J, 3) poses by `angle` (...) about the unit `axis` (..., 3) through the
+  root (origin), right-handed (Rodrigues' formula)."""
+  k = axis[..., None, :]
+  c, s = jnp.cos(angle)[..., None, None], jnp.sin(angle)[..., None, None]
+  return (pose * c + jnp.cross(jnp.broadcast_to(k, pose.shape), pose) * s
+          + k * jnp.sum(k * pose, axis=-1, keepdims=True) * (1.0 - c))
+
+
 def rotate_about_vertical(pose, angle):
   """Rotates (..., J, 3) camera-frame poses by `angle` (...) about the camera's y axis
   (image down, i.e. the vertical of an upright camera), around the root (origin)."""
-  c, s = jnp.cos(angle)[..., None], jnp.sin(angle)[..., None]
-  x, y, z = pose[..., 0], pose[..., 1], pose[..., 2]
-  return jnp.stack([c * x + s * z, y, -s * x + c * z], axis=-1)
+  axis = jnp.broadcast_to(jnp.asarray([0.0, 1.0, 0.0], pose.dtype), pose.shape[:-2] + (3,))
+  return rotate_about_axis(pose, axis, angle)
 
 
 def project(pose):

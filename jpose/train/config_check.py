@@ -41,6 +41,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("train.optimizer", config.train.optimizer, trainers.OPTIMIZERS),
       ("train.compute_dtype", config.train.compute_dtype, registry.COMPUTE_DTYPES),
       ("vae.projection", config.vae.projection, ("perspective", "orthographic")),
+      ("vae.rotation_axis", config.vae.rotation_axis, ("world_up", "camera_y")),
   ]
   for field, value, allowed in checks:
     if value not in allowed:

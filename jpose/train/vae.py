@@ -1,7 +1,8 @@
 """The VAE lifter's trainer: supervised (3D loss + KL) or unsupervised (2D only).
 
 Unsupervised, following Drover et al. 2018 and Chen et al. 2019: lift a unit-scale 2D
-pose to 3D, rotate the 3D pose by a random angle about the vertical axis, reproject it,
+pose to 3D, rotate the 3D pose by a random angle about the vertical axis (the world's, from
+the camera calibration, by default: see config vae.rotation_axis), reproject it,
 and let a 2D discriminator judge it against real 2D poses; the unrotated projection must
 reproduce the input, and the KL term is weighted by a cyclic beta schedule. Each step
 first updates the discriminator, then the encoder and decoder.
@@ -114,18 +115,25 @@ class VaeTrainer(trainers.SupervisedLifter):
                             pose_2d.reshape(pose_2d.shape[0], -1), True, rng)
     return logits
 
-  def _consistency(self, state, params, pose_3d, pose_2d, angle, project):
+  def _rotator(self, batch):
+    """(pose, angle) -> the pose rotated about this batch's vertical axis."""
+    if self.config.vae.rotation_axis == "camera_y":
+      return wp.rotate_about_vertical
+    up = batch["camera_up"] / jnp.linalg.norm(batch["camera_up"], axis=-1, keepdims=True)
+    return lambda pose, angle: wp.rotate_about_axis(pose, up, angle)
+
+  def _consistency(self, state, params, pose_3d, pose_2d, angle, project, rotate):
     """Chen et al. 2019's geometric self-consistency. The rotated 3D pose is projected and
     brought to unit scale, lifted again and brought back to the first lift's scale; that
     second lift must equal the rotated pose (3D term) and, rotated back and projected,
     reproduce the input (2D term). Both are mean squared joint distances."""
-    rotated = wp.rotate_about_vertical(pose_3d, angle)
+    rotated = rotate(pose_3d, angle)
     view = project(rotated)
     scale = wp.rms_radius(view)[:, None, None]
     relifted, _, _, _ = self._lift(state, params, view / scale, True,
                                    state_lib.stream(state, "vae_relift"))
     relifted = relifted * scale
-    back = project(wp.rotate_about_vertical(relifted, -angle))
+    back = project(rotate(relifted, -angle))
     return (jnp.mean(jnp.sum((relifted - rotated) ** 2, -1))
             + jnp.mean(jnp.sum((back - pose_2d) ** 2, -1)))
 
@@ -139,10 +147,10 @@ class VaeTrainer(trainers.SupervisedLifter):
     angle = jax.random.uniform(state_lib.stream(state, "rotation"), (pose_2d.shape[0],),
                                minval=-jnp.pi, maxval=jnp.pi)
 
-    project = self._projector(batch, scale)
+    project, rotate = self._projector(batch, scale), self._rotator(batch)
 
     def reprojected(pose_3d):
-      return wp.unit_scale(project(wp.rotate_about_vertical(pose_3d, angle)))
+      return wp.unit_scale(project(rotate(pose_3d, angle)))
 
     new_params, new_opt, metrics = {}, {}, {}
     if self.unsupervised:
@@ -176,7 +184,7 @@ class VaeTrainer(trainers.SupervisedLifter):
           total = total + v.lambda_symmetry * terms["symmetry"]
         if v.lambda_consistency:
           terms["consistency"] = self._consistency(state, params, pose_3d, pose_2d, angle,
-                                                   project)
+                                                   project, rotate)
           total = total + v.lambda_consistency * terms["consistency"]
       else:
         target = wp.normalise_3d(batch["pose_3d"], batch["root_depth"], scale)

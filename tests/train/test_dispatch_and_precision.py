@@ -133,7 +133,7 @@ def test_device_frames_match_the_host_pipeline(synthetic_train):
   data = resident.ResidentData(*(jnp.asarray(a) for a in resident.from_sequences(synthetic_train)))
   frames = resident.gather_frames(data, jnp.asarray(ids_batch["frame_id"]),
                                   jnp.asarray(ids_batch["flip"]))
-  for key in ("pose_2d", "pose_3d", "root_depth", "camera_f", "camera_c"):
+  for key in ("pose_2d", "pose_3d", "root_depth", "camera_f", "camera_c", "camera_up"):
     np.testing.assert_allclose(np.asarray(frames[key]), host[key], atol=1e-3, err_msg=key)
 
 

@@ -155,3 +155,24 @@ def test_perspective_reprojection_is_exact_and_sees_the_depth_mirror():
   # The pinhole view of the mirror misses the input by several percent of the pose's size.
   miss = np.abs(np.asarray(wp.perspective(mirror, scale, root) - p2)).max()
   assert miss > 0.05
+
+
+def test_rotation_about_a_tilted_axis_and_the_mirror_identity():
+  pose = _pose(5)[:3]  # (3, 17, 3)
+  up = jnp.asarray([0.05, -0.97, -0.23])
+  up = jnp.broadcast_to(up / jnp.linalg.norm(up), (3, 3))
+  angle = jnp.asarray([0.4, -1.3, 2.9])
+  rotated = wp.rotate_about_axis(pose, up, angle)
+  chex.assert_trees_all_close(skeleton.bone_lengths(rotated), skeleton.bone_lengths(pose),
+                              rtol=1e-5)
+  chex.assert_trees_all_close(jnp.sum(rotated * up[:, None], -1), jnp.sum(pose * up[:, None], -1),
+                              atol=1e-4)  # the height along the axis is kept
+  y = jnp.broadcast_to(jnp.asarray([0.0, 1.0, 0.0]), (3, 3))
+  chex.assert_trees_all_close(wp.rotate_about_axis(pose, y, angle),
+                              wp.rotate_about_vertical(pose, angle), atol=1e-4)
+  # The depth mirror M of a pose, rotated by theta about k, is the mirror of the pose
+  # rotated by -theta about M k: about a tilted k that is a different axis, so the
+  # mirror's views differ from every view of the pose about k.
+  m = jnp.asarray([1.0, 1.0, -1.0])
+  chex.assert_trees_all_close(wp.rotate_about_axis(pose * m, up, angle),
+                              wp.rotate_about_axis(pose, up * m, -angle) * m, atol=1e-4)
