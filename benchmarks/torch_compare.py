@@ -12,7 +12,8 @@ an MPJPE loss.
   python benchmarks/torch_compare.py --model martinez --batch-size 256
   python benchmarks/torch_compare.py --model tcn243 --batch-size 64
 
-Prints one JSON line per model: both samples/s (median over rounds) and their ratio.
+Prints one JSON line per model: both samples/s (median over rounds), and the median and
+range over rounds of the per-round ratio.
 torch is imported only here, and only if installed.
 """
 
@@ -32,11 +33,12 @@ def _torch_models(torch):
   nn = torch.nn
 
   class MaxNormLinear(nn.Linear):
-    """Linear whose weight is rescaled to Frobenius norm <= 1 in the forward pass."""
+    """Linear whose weight is rescaled to Frobenius norm <= 1 in the forward pass. As in
+    jpose, the scalar scales the (batch, out) product rather than the (out, in) weight."""
 
     def forward(self, x):
       scale = torch.clamp(1.0 / torch.linalg.vector_norm(self.weight).clamp_min(1e-12), max=1.0)
-      return nn.functional.linear(x, self.weight * scale, self.bias * 1.0)
+      return nn.functional.linear(x, self.weight) * scale + self.bias
 
   def layer(fan_in, width, dropout):
     return [MaxNormLinear(fan_in, width), nn.BatchNorm1d(width, momentum=0.1, eps=1e-5),
@@ -127,17 +129,23 @@ def torch_step_time(model_name: str, batch_size: int, steps: int) -> float:
 
 
 def compare(model_name: str, batch_size: int, steps: int, rounds: int) -> dict:
+  """Alternating rounds; `ratio` is the median over rounds of jpose's samples/s over
+  PyTorch's in the same round, so a machine whose speed drifts skews neither side."""
   config = configs.load(model_name)
   jpose_s, torch_s = [], []
   for _ in range(rounds):
     jpose_s.append(bench.benchmark(config, batch_size, steps)["step_ms"] / 1e3)
     torch_s.append(torch_step_time(model_name, batch_size, steps))
   import torch  # pylint: disable=g-import-not-at-top
-  j, t = statistics.median(jpose_s), statistics.median(torch_s)
+  ratios = [t / j for j, t in zip(jpose_s, torch_s)]
   return {"model": model_name, "batch_size": batch_size, "rounds": rounds,
-          "steps_per_round": steps, "jpose_samples_per_s": round(batch_size / j, 1),
-          "torch_samples_per_s": round(batch_size / t, 1), "ratio": round(t / j, 3),
-          "torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
+          "steps_per_round": steps,
+          "jpose_samples_per_s": round(batch_size / statistics.median(jpose_s), 1),
+          "torch_samples_per_s": round(batch_size / statistics.median(torch_s), 1),
+          "ratio": round(statistics.median(ratios), 3),
+          "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+          "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
+          "device": "cpu"}
 
 
 def main():
@@ -145,7 +153,7 @@ def main():
   parser.add_argument("--model", choices=["martinez", "tcn243"], required=True)
   parser.add_argument("--batch-size", type=int, required=True)
   parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
-  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--rounds", type=int, default=5)
   args = parser.parse_args()
   if importlib.util.find_spec("torch") is None:
     raise SystemExit("torch is not installed: pip install torch==2.13.0 (the CPU build)")

@@ -21,6 +21,7 @@ import glob
 import gzip
 import json
 import os
+import re
 import statistics
 import time
 
@@ -87,7 +88,8 @@ def random_batch(shapes: dict, num_frames: int, rng: np.random.Generator) -> dic
 
 
 def op_time_summary(trace_dir: str, steps: int, top: int = 8) -> list[list]:
-  """[op name, ms per step, share of op time] for the `top` ops of the perfetto trace
+  """[op kind, ms per step, share of op time] for the `top` kinds of op (names without
+  their ".N" suffix, e.g. all "ynn_fusion.N" dot fusions together) of the perfetto trace
   that `jax.profiler.trace(trace_dir, create_perfetto_trace=True)` wrote over `steps`
   steps. Kept are the compiled program's ops (XLA thunks on CPU, kernels on GPU); Python
   frames and runtime bookkeeping (names with '::', the dispatch itself) are left out."""
@@ -105,7 +107,7 @@ def op_time_summary(trace_dir: str, steps: int, top: int = 8) -> list[list]:
     if (e.get("ph") != "X" or e.get("tid") in python_threads or name.startswith("$")
         or "::" in name or name.startswith(("PjitFunction", "Handle inputs", "Allocate"))):
       continue
-    totals[name] += e.get("dur", 0.0)
+    totals[re.sub(r"\.\d+$", "", name)] += e.get("dur", 0.0)  # dot.4, dot.7 -> dot
   whole = sum(totals.values()) or 1.0
   return [[name, round(us / 1e3 / steps, 3), round(us / whole, 3)]
           for name, us in totals.most_common(top)]

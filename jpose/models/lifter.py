@@ -23,11 +23,13 @@ class MaxNormDense(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", nn.initializers.he_normal(), (x.shape[-1], self.features),
                         jnp.float32)
-    if self.max_norm is not None:
-      norm = jnp.sqrt(jnp.sum(kernel**2))
-      kernel = kernel * jnp.minimum(1.0, self.max_norm / jnp.maximum(norm, 1e-12))
     dtype = self.dtype or x.dtype
     y = jnp.dot(x.astype(dtype), kernel.astype(dtype))
+    if self.max_norm is not None:
+      # x (W c) = (x W) c for the scalar c: scaling the (batch, features) output instead of
+      # the (in, features) kernel costs batch/in as much, forward and backward.
+      norm = jnp.sqrt(jnp.sum(kernel**2))
+      y = y * jnp.minimum(1.0, self.max_norm / jnp.maximum(norm, 1e-12)).astype(dtype)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
     return y
