@@ -107,7 +107,7 @@ def test_bfloat16_lowers_the_loss_like_float32(name, learning_rate, tfds_dir):
     for leaf in jax.tree.leaves((state.params, state.opt_state, state.batch_stats)):
       if jnp.issubdtype(leaf.dtype, jnp.floating):
         assert leaf.dtype == jnp.float32
-  f32, bf16 = losses["float32"], losses["bfloat16"]
+  f32, bf16 = ([float(x) for x in losses[d]] for d in ("float32", "bfloat16"))
   assert bf16[0] == pytest.approx(f32[0], rel=0.05)  # same init, same batch
   assert f32[-1] < 0.5 * f32[0]
   assert bf16[-1] < 0.5 * bf16[0]
