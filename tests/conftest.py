@@ -33,6 +33,21 @@ def tfds_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_config(tfds_dir):
+  """make(name, **train): the `:tiny` variant of configs/NAME.py on the session's datasets,
+  with train.KEY = value for each keyword."""
+  import configs
+
+  def make(name: str, **train):
+    config = configs.load(f"{name}:tiny")
+    config.data.data_dir = tfds_dir
+    for key, value in train.items():
+      config.train[key] = value
+    return config
+  return make
+
+
+@pytest.fixture(scope="session")
 def synthetic_train(tfds_dir):
   from jpose.data import pipeline
   return pipeline.load_split("synthetic_h36m", "train", data_dir=tfds_dir)

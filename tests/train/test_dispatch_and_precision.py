@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import configs
 from jpose.data import pipeline
 from jpose.data import resident
 from jpose.train import checkpointing
@@ -23,14 +22,6 @@ from jpose.train import loop
 from jpose.train import sharding
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _tiny(name, tfds_dir, **train):
-  config = configs.load(f"{name}:tiny")
-  config.data.data_dir = tfds_dir
-  for key, value in train.items():
-    config.train[key] = value
-  return config
 
 
 def _run(config, num_dispatches, batch_source=None):
@@ -51,10 +42,10 @@ def _run(config, num_dispatches, batch_source=None):
 
 
 @pytest.mark.parametrize("name", ["martinez", "tcn27", "vae_unsupervised"])
-def test_k_steps_per_dispatch_equal_k_single_steps(name, tfds_dir):
-  one, losses_one = _run(_tiny(name, tfds_dir, steps_per_dispatch=1, num_steps=6,
+def test_k_steps_per_dispatch_equal_k_single_steps(name, tiny_config):
+  one, losses_one = _run(tiny_config(name, steps_per_dispatch=1, num_steps=6,
                                log_every=6, checkpoint_every=6), 6)
-  three, losses_three = _run(_tiny(name, tfds_dir, steps_per_dispatch=3, num_steps=6,
+  three, losses_three = _run(tiny_config(name, steps_per_dispatch=3, num_steps=6,
                                    log_every=6, checkpoint_every=6), 2)
   assert int(one.step) == int(three.step) == 6
   np.testing.assert_allclose(losses_three, losses_one, rtol=1e-5)
@@ -62,23 +53,23 @@ def test_k_steps_per_dispatch_equal_k_single_steps(name, tfds_dir):
   chex.assert_trees_all_close(three.opt_state, one.opt_state, rtol=1e-5, atol=1e-6)
 
 
-def test_the_loop_with_several_steps_per_dispatch_matches_single_steps(tfds_dir, tmp_path):
+def test_the_loop_with_several_steps_per_dispatch_matches_single_steps(tiny_config, tmp_path):
   for k in (1, 2):
-    config = _tiny("martinez", tfds_dir, steps_per_dispatch=k, num_steps=6, log_every=2,
+    config = tiny_config("martinez", steps_per_dispatch=k, num_steps=6, log_every=2,
                    checkpoint_every=2)
     loop.train_and_evaluate(config, str(tmp_path / f"k{k}"), evaluate_at_end=False)
-  exp = loop.build_experiment(_tiny("martinez", tfds_dir))
+  exp = loop.build_experiment(tiny_config("martinez"))
   a, data_a = checkpointing.Checkpointer(str(tmp_path / "k1"), 3).restore(exp.abstract_state)
   b, data_b = checkpointing.Checkpointer(str(tmp_path / "k2"), 3).restore(exp.abstract_state)
   assert int(a.step) == int(b.step) == 6 and data_a == data_b
   chex.assert_trees_all_close(b.params, a.params, rtol=1e-5, atol=1e-6)
 
 
-def test_steps_per_dispatch_must_divide_the_schedule(tfds_dir):
-  config = _tiny("martinez", tfds_dir, steps_per_dispatch=4)  # num_steps is 6
+def test_steps_per_dispatch_must_divide_the_schedule(tiny_config):
+  config = tiny_config("martinez", steps_per_dispatch=4)  # num_steps is 6
   with pytest.raises(ValueError, match=r"config.train.num_steps=6 .*steps_per_dispatch=4"):
     config_check.validate(config)
-  config = _tiny("martinez", tfds_dir, compute_dtype="float16")
+  config = tiny_config("martinez", compute_dtype="float16")
   with pytest.raises(ValueError, match=r"config.train.compute_dtype: 'float16'"):
     config_check.validate(config)
 
@@ -94,10 +85,10 @@ class _Repeat:
 
 
 @pytest.mark.parametrize("name,learning_rate", [("martinez", 1e-2), ("tcn27", 1e-3)])
-def test_bfloat16_lowers_the_loss_like_float32(name, learning_rate, tfds_dir):
+def test_bfloat16_lowers_the_loss_like_float32(name, learning_rate, tiny_config):
   losses = {}
   for dtype in ("float32", "bfloat16"):
-    config = _tiny(name, tfds_dir, compute_dtype=dtype, learning_rate=learning_rate)
+    config = tiny_config(name, compute_dtype=dtype, learning_rate=learning_rate)
     config.model.dropout = 0.0
     exp = loop.build_experiment(config)
     batch = next(pipeline.make_iterator(exp.trainer.train_dataset(
@@ -114,8 +105,8 @@ def test_bfloat16_lowers_the_loss_like_float32(name, learning_rate, tfds_dir):
   assert bf16[-1] == pytest.approx(f32[-1], rel=0.25, abs=0.05 * f32[0])
 
 
-def test_bfloat16_really_computes_in_bfloat16(tfds_dir):
-  config = _tiny("martinez", tfds_dir, compute_dtype="bfloat16")
+def test_bfloat16_really_computes_in_bfloat16(tiny_config):
+  config = tiny_config("martinez", compute_dtype="bfloat16")
   exp = loop.build_experiment(config)
   state = exp.init_state()
   shapes = exp.trainer.batch_shapes(config.train.batch_size)

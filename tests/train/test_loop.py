@@ -21,14 +21,6 @@ from jpose.train import loop
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _tiny(name, tfds_dir, **train):
-  config = configs.load(f"{name}:tiny")
-  config.data.data_dir = tfds_dir
-  for key, value in train.items():
-    config.train[key] = value
-  return config
-
-
 def _final_state(config, workdir):
   exp = loop.build_experiment(config)
   state, data_state = checkpointing.Checkpointer(workdir, 3).restore(exp.abstract_state)
@@ -36,8 +28,8 @@ def _final_state(config, workdir):
 
 
 @pytest.mark.parametrize("name", ["martinez", "deepbase1", "deepbase2", "gan"])
-def test_every_config_trains_and_evaluates(name, tfds_dir, tmp_path):
-  results = loop.train_and_evaluate(_tiny(name, tfds_dir), str(tmp_path))
+def test_every_config_trains_and_evaluates(name, tiny_config, tmp_path):
+  results = loop.train_and_evaluate(tiny_config(name), str(tmp_path))
   with open(tmp_path / "eval_results.json") as f:
     saved = json.load(f)
   assert saved["step"] == 6 and saved == json.loads(json.dumps(results))
@@ -51,24 +43,24 @@ def test_every_config_trains_and_evaluates(name, tfds_dir, tmp_path):
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tensorboard"))
 
 
-def test_resume_equals_uninterrupted_run(tfds_dir, tmp_path):
+def test_resume_equals_uninterrupted_run(tiny_config, tmp_path):
   full = tmp_path / "full"
-  loop.train_and_evaluate(_tiny("martinez", tfds_dir, num_steps=6), str(full),
+  loop.train_and_evaluate(tiny_config("martinez", num_steps=6), str(full),
                           evaluate_at_end=False)
   split = tmp_path / "split"
-  loop.train_and_evaluate(_tiny("martinez", tfds_dir, num_steps=3), str(split),
+  loop.train_and_evaluate(tiny_config("martinez", num_steps=3), str(split),
                           evaluate_at_end=False)
-  loop.train_and_evaluate(_tiny("martinez", tfds_dir, num_steps=6), str(split),
+  loop.train_and_evaluate(tiny_config("martinez", num_steps=6), str(split),
                           evaluate_at_end=False)
-  a, data_a = _final_state(_tiny("martinez", tfds_dir), str(full))
-  b, data_b = _final_state(_tiny("martinez", tfds_dir), str(split))
+  a, data_a = _final_state(tiny_config("martinez"), str(full))
+  b, data_b = _final_state(tiny_config("martinez"), str(split))
   assert int(a.step) == int(b.step) == 6 and data_a == data_b
   chex.assert_trees_all_equal(a.params, b.params)
   chex.assert_trees_all_equal(a.opt_state, b.opt_state)
   chex.assert_trees_all_equal(a.batch_stats, b.batch_stats)
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tfds_dir, tmp_path,
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tiny_config, tmp_path,
                                                                      monkeypatch):
   real_compile = loop.compile_train_step
 
@@ -83,7 +75,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tfds_dir, tm
     return run
 
   monkeypatch.setattr(loop, "compile_train_step", poisoned)
-  config = _tiny("martinez", tfds_dir, num_steps=6, checkpoint_every=3, log_every=100)
+  config = tiny_config("martinez", num_steps=6, checkpoint_every=3, log_every=100)
   with pytest.raises(loop.NonFiniteLossError, match=r"nan at step 5.*step 3"):
     loop.train_and_evaluate(config, str(tmp_path))
   manager = checkpointing.Checkpointer(str(tmp_path), 3)
@@ -92,7 +84,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tfds_dir, tm
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 
-def test_sigterm_saves_and_resume_finishes_the_run(tfds_dir, tmp_path, monkeypatch):
+def test_sigterm_saves_and_resume_finishes_the_run(tiny_config, tmp_path, monkeypatch):
   real_compile = loop.compile_train_step
 
   def preempted(exp):
@@ -106,7 +98,7 @@ def test_sigterm_saves_and_resume_finishes_the_run(tfds_dir, tmp_path, monkeypat
     return run
 
   monkeypatch.setattr(loop, "compile_train_step", preempted)
-  config = _tiny("martinez", tfds_dir, num_steps=6, checkpoint_every=100)
+  config = tiny_config("martinez", num_steps=6, checkpoint_every=100)
   assert loop.train_and_evaluate(config, str(tmp_path / "run")) is None
   assert checkpointing.Checkpointer(str(tmp_path / "run"), 3).manager.all_steps() == [4]
   monkeypatch.setattr(loop, "compile_train_step", real_compile)
