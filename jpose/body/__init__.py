@@ -1,0 +1,1 @@
+"""Body models: linear blend skinning, SMPL and ANNY loaders, and the fitter."""
