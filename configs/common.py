@@ -38,7 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.trainer = "supervised"  # Trainer key in jpose.train.trainers.
   c.train.batch_size = 64  # Global batch, split over all devices.
   c.train.num_steps = 10_000  # Optimizer steps.
-  c.train.optimizer = "adam"  # "adam" or "amsgrad" (VideoPose3D).
+  c.train.optimizer = "adam"  # Key in jpose.train.optimizers.OPTIMIZERS: "adam", "amsgrad"
+  # (PyTorch's, as VideoPose3D trained) or "optax_amsgrad" (optax's, before jpose 0.2).
   c.train.learning_rate = 1e-3  # Initial learning rate.
   c.train.lr_decay_rate = 0.96  # Learning rate is multiplied by this ...
   c.train.lr_decay_steps = 100_000  # ... every this many steps (0: every epoch).

@@ -32,13 +32,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   from jpose.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
   from jpose.models import registry  # pylint: disable=g-import-not-at-top
   from jpose.train import registry as trainer_registry  # pylint: disable=g-import-not-at-top
-  from jpose.train import trainers  # pylint: disable=g-import-not-at-top
+  from jpose.train import optimizers  # pylint: disable=g-import-not-at-top
   checks = [
       ("data.name", config.data.name, datasets.BUILDERS),
       ("data.input_2d", config.data.input_2d, pipeline.INPUT_2D_FIELDS),
       ("model.name", config.model.name, registry.MODELS),
       ("train.trainer", config.train.trainer, trainer_registry.TRAINERS),
-      ("train.optimizer", config.train.optimizer, trainers.OPTIMIZERS),
+      ("train.optimizer", config.train.optimizer, optimizers.OPTIMIZERS),
       ("train.compute_dtype", config.train.compute_dtype, registry.COMPUTE_DTYPES),
       ("vae.projection", config.vae.projection, ("perspective", "orthographic")),
       ("vae.rotation_axis", config.vae.rotation_axis, ("world_up", "camera_y")),

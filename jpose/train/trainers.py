@@ -18,6 +18,7 @@ from jpose.data import resident as resident_lib
 from jpose.geometry import skeleton
 from jpose.metrics import pose as pose_metrics
 from jpose.models import registry
+from jpose.train import optimizers
 from jpose.train import state as state_lib
 
 Batch = dict[str, jax.Array]
@@ -42,19 +43,6 @@ def lifter_output_to_mm(output: jax.Array, norm: pipeline.NormStats) -> jax.Arra
   return jnp.concatenate([jnp.zeros_like(joints[:, :1]), joints], axis=1)
 
 
-# config.train.optimizer -> optax constructor.
-OPTIMIZERS = {"adam": optax.adam, "amsgrad": optax.amsgrad}
-
-
-def make_optimizer(config: ml_collections.ConfigDict, learning_rate: float,
-                   steps_per_epoch: int) -> optax.GradientTransformation:
-  """Adam (or AMSGrad) with staircase exponential decay every lr_decay_steps (0: epoch)."""
-  decay_steps = config.train.lr_decay_steps or max(1, steps_per_epoch)
-  schedule = optax.exponential_decay(learning_rate, decay_steps, config.train.lr_decay_rate,
-                                     staircase=True)
-  return OPTIMIZERS[config.train.optimizer](schedule)  # name checked by config_check
-
-
 class SupervisedLifter:
   """Martinez-style lifting: MSE on normalised 3D (+ DeepBase2's intermediate head).
 
@@ -73,7 +61,7 @@ class SupervisedLifter:
     self.norm = state_lib.norm_stats_to_device(norm)
     self.steps_per_epoch = max(1, num_train_frames // config.train.batch_size)
     self.models = {"lifter": registry.build(config.model.name, config)}
-    self.optimizers = {"lifter": make_optimizer(config, config.train.learning_rate,
+    self.optimizers = {"lifter": optimizers.make_optimizer(config, config.train.learning_rate,
                                                 self.steps_per_epoch)}
 
   def resident_data(self, data: pipeline.SequenceSet) -> resident_lib.ResidentData:
@@ -178,7 +166,7 @@ class GanLifter(SupervisedLifter):
                num_train_frames: int):
     super().__init__(config, norm, num_train_frames)
     self.models["critic"] = registry.build("pose_critic", config)
-    self.optimizers["critic"] = make_optimizer(config, config.gan.critic_learning_rate,
+    self.optimizers["critic"] = optimizers.make_optimizer(config, config.gan.critic_learning_rate,
                                                self.steps_per_epoch)
 
   def _sample_input(self, name: str) -> jax.Array:

@@ -19,6 +19,7 @@ from jpose.data import pipeline
 from jpose.geometry import skeleton
 from jpose.geometry import weak_perspective as wp
 from jpose.models import registry
+from jpose.train import optimizers
 from jpose.train import state as state_lib
 from jpose.train import trainers
 
@@ -53,7 +54,7 @@ def _bce(logits, label: float):
 def _clipped_adam(config, clip_norm: float, steps_per_epoch: int):
   return optax.chain(optax.clip(config.vae.gradient_value_clip),
                      optax.clip_by_global_norm(clip_norm),
-                     trainers.make_optimizer(config, config.train.learning_rate, steps_per_epoch))
+                     optimizers.make_optimizer(config, config.train.learning_rate, steps_per_epoch))
 
 
 class VaeTrainer(trainers.SupervisedLifter):
