@@ -12,17 +12,24 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-  def __init__(self, workdir: str, max_to_keep: int):
+  """The run's CheckpointManager. `read_only` (evaluation of another run's workdir) neither
+  creates, deletes nor cleans anything: a training run may be writing there."""
+
+  def __init__(self, workdir: str, max_to_keep: int, read_only: bool = False):
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self.read_only = read_only
     self.manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                             cleanup_tmp_directories=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                             cleanup_tmp_directories=not read_only,
+                                             read_only=read_only))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, state, data_state: dict[str, Any] | None, force: bool = True) -> None:
+    if self.read_only:
+      raise PermissionError(f"{self.directory} was opened read-only (evaluation)")
     step = int(jax.device_get(state.step))
     if step in self.manager.all_steps():
       return

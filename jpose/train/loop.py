@@ -1,8 +1,9 @@
 """`train_and_evaluate(config, workdir)`: the one training loop every config runs.
 
 records -> grain pipeline -> sharded batch -> jitted train_step -> metric writers, with
-orbax checkpoints (resumed automatically), a final save on SIGTERM, and a stop with a
-named step on a non-finite loss that leaves the last good checkpoint in place.
+orbax checkpoints (resumed automatically), a final save on SIGTERM (also during an
+evaluation), and a stop with a named step on a non-finite loss or non-finite parameters
+that leaves the last good checkpoint in place.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from absl import logging
 from clu import parameter_overview
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -73,14 +75,31 @@ def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True)
                     mesh, state_sharding, abstract_state, resident)
 
 
+def _all_finite(tree) -> jax.Array:
+  """One bool: every float leaf of `tree` is finite."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
 def multi_step(train_step, steps: int):
   """k = `steps` train steps as one function of k stacked batches (leading axis), by
-  lax.scan; metrics come back stacked, (k,) each. k = 1 is the plain step, stacked."""
+  lax.scan; metrics come back stacked, (k,) each. k = 1 is the plain step, stacked.
+
+  Each step also reports `state_finite`: whether its updated parameters and batch
+  statistics are all finite. A step's loss comes from the parameters before its update,
+  so a finite loss does not vouch for the state that the loop might checkpoint.
+  """
+  def checked_step(state, batch, resident):
+    state, metrics = train_step(state, batch, resident)
+    finite = _all_finite((state.params, state.batch_stats))
+    return state, {**metrics, "state_finite": finite}
+
   def run(state, batches, resident):
     if steps == 1:
-      state, metrics = train_step(state, jax.tree.map(lambda b: b[0], batches), resident)
+      state, metrics = checked_step(state, jax.tree.map(lambda b: b[0], batches), resident)
       return state, jax.tree.map(lambda m: m[None], metrics)
-    return jax.lax.scan(lambda s, b: train_step(s, b, resident), state, batches)
+    return jax.lax.scan(lambda s, b: checked_step(s, b, resident), state, batches)
   return run
 
 
@@ -117,7 +136,12 @@ def _log_parameter_overview(state) -> None:
 
 
 class _Preemption:
-  """Turns SIGTERM (TPU VM preemption) into a flag the loop checks every step."""
+  """Turns SIGTERM (TPU VM preemption) into a flag the loop checks every dispatch.
+
+  `agreed()` is the flag every process sees: on several processes it is true once any
+  of them got the signal, so all of them enter orbax's collective save together (a host
+  that saved alone would wait for the others forever).
+  """
 
   def __init__(self):
     self.requested = False
@@ -134,6 +158,12 @@ class _Preemption:
     del signum, frame
     logging.warning("SIGTERM received: saving a checkpoint and stopping.")
     self.requested = True
+
+  def agreed(self) -> bool:
+    if jax.process_count() == 1:
+      return self.requested
+    flags = multihost_utils.process_allgather(np.asarray(self.requested))
+    return bool(np.any(flags))
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -218,15 +248,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   t_log, steps_since_log = time.time(), 0
 
   def check(step_metrics, last_step):
+    """Raises if a step of the dispatch ending at last_step had a non-finite loss or
+    left non-finite parameters."""
     losses = np.asarray(step_metrics["loss"])
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-      step = last_step - losses.shape[0] + 1 + int(bad[0])
+    bad = ~np.isfinite(losses) | ~np.asarray(step_metrics["state_finite"])
+    if bad.any():
+      first = int(np.flatnonzero(bad)[0])
+      step = last_step - losses.shape[0] + 1 + first
       latest = ckpt.latest_step()
       where = (f"the last good checkpoint (step {latest}) is kept in {ckpt.directory}"
                if latest is not None else "no checkpoint had been written yet")
-      raise NonFiniteLossError(f"train loss is {losses[bad[0]]} at step {step}; stopping: "
-                               f"{where}")
+      what = (f"train loss is {losses[first]}" if not np.isfinite(losses[first]) else
+              f"parameters became non-finite (the loss, {losses[first]:.6g}, was finite: "
+              "an overflowing gradient?)")
+      raise NonFiniteLossError(f"{what} at step {step}; stopping: {where}")
 
   with _Preemption() as preemption:
     try:
@@ -236,7 +271,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if pending is not None:
           check(*pending)
         pending = (metrics, step)
-        summed = jax.tree.map(lambda m: jnp.sum(m, axis=0), metrics)
+        summed = {name: jnp.sum(m, axis=0) for name, m in metrics.items()
+                  if name != "state_finite"}
         sums = summed if sums is None else jax.tree.map(jnp.add, sums, summed)
         count += k
         steps_since_log += k
@@ -251,15 +287,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           bar.set_postfix(loss=f"{scalars['train/loss']:.4f}",
                           samples_s=f"{scalars['train/samples_per_s']:.0f}")
           sums, count, t_log, steps_since_log = None, 0, time.time(), 0
-        save_now = (step % config.train.checkpoint_every == 0 or step == num_steps
-                    or preemption.requested)
-        if save_now:
-          check(*pending)  # never write a state whose own loss was not finite.
+        preempted = preemption.agreed()
+        saved = False
+        if step % config.train.checkpoint_every == 0 or step == num_steps or preempted:
+          check(*pending)  # never write a state that is not finite.
           ckpt.save(state, iterator.get_state())
+          saved = True
         if config.train.eval_every and step % config.train.eval_every == 0 and step < num_steps:
           run_evaluation(exp, state, workdir, writer, config.eval.frame_stride, eval_step,
                          final=False)
-        if preemption.requested:
+          preempted = preemption.agreed()  # an evaluation takes minutes: a signal may come.
+        if preempted:
+          if not saved:
+            check(*pending)
+            ckpt.save(state, iterator.get_state())
           ckpt.wait()
           print(f"Stopped by SIGTERM at step {step}; checkpoint saved in {ckpt.directory}")
           return None
@@ -279,7 +320,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """--mode=eval: evaluates the latest checkpoint in workdir without training."""
   exp = build_experiment(config, need_train=False)
-  ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep)
+  # Read-only: a run may still be training in this workdir, its next save in flight.
+  ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep, read_only=True)
   if ckpt.latest_step() is None:
     raise FileNotFoundError(f"--mode=eval: no checkpoint in {ckpt.directory}; train first")
   state, _ = ckpt.restore(exp.abstract_state)

@@ -10,6 +10,7 @@ import sys
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ import configs
 from jpose.train import checkpointing
 from jpose.train import config_check
 from jpose.train import loop
+from jpose.train import trainers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -82,6 +84,54 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tiny_config,
   assert manager.manager.all_steps() == [3]
   state, _ = _final_state(config, str(tmp_path))
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+
+
+def test_non_finite_gradient_never_checkpoints_nan_parameters(tiny_config, tmp_path,
+                                                              monkeypatch):
+  # The 6th step's gradient is NaN: its loss (from the parameters before the update) is
+  # finite, the parameters it writes are not, and step 6 is a checkpoint step.
+  real_update = trainers.SupervisedLifter._update
+
+  def poisoned_update(self, state, name, grads, params):
+    poison = jnp.where(state.step == 5, jnp.nan, 1.0)
+    return real_update(self, state, name, jax.tree.map(lambda g: g * poison, grads), params)
+
+  monkeypatch.setattr(trainers.SupervisedLifter, "_update", poisoned_update)
+  config = tiny_config("martinez", num_steps=6, checkpoint_every=3, log_every=100)
+  with pytest.raises(loop.NonFiniteLossError,
+                     match=r"parameters became non-finite .* at step 6.*step 3"):
+    loop.train_and_evaluate(config, str(tmp_path))
+  assert checkpointing.Checkpointer(str(tmp_path), 3).manager.all_steps() == [3]
+  state, _ = _final_state(config, str(tmp_path))
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+
+
+def test_sigterm_during_an_evaluation_saves_before_stopping(tiny_config, tmp_path,
+                                                            monkeypatch):
+  real_evaluation = loop.run_evaluation
+
+  def evaluation_then_signal(*args, **kwargs):
+    results = real_evaluation(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the evaluation is running
+    return results
+
+  monkeypatch.setattr(loop, "run_evaluation", evaluation_then_signal)
+  config = tiny_config("martinez", num_steps=6, checkpoint_every=100, eval_every=2)
+  assert loop.train_and_evaluate(config, str(tmp_path)) is None
+  assert checkpointing.Checkpointer(str(tmp_path), 3).manager.all_steps() == [2]
+
+
+def test_eval_mode_leaves_a_training_runs_files_alone(tiny_config, tmp_path):
+  config = tiny_config("martinez", num_steps=3)
+  loop.train_and_evaluate(config, str(tmp_path), evaluate_at_end=False)
+  # A training run's next checkpoint, still being written.
+  in_flight = tmp_path / "checkpoints" / "6.orbax-checkpoint-tmp-1700000000"
+  in_flight.mkdir()
+  (in_flight / "partial").write_text("x")
+  loop.evaluate_checkpoint(config, str(tmp_path))
+  assert (in_flight / "partial").exists()
+  with pytest.raises(PermissionError, match="read-only"):
+    checkpointing.Checkpointer(str(tmp_path), 3, read_only=True).save(None, {})
 
 
 def test_sigterm_saves_and_resume_finishes_the_run(tiny_config, tmp_path, monkeypatch):
