@@ -1,6 +1,7 @@
 """Registry of jpose datasets and the one place that builds and opens them.
 
 A config names its dataset by key (`config.data.name`); `BUILDERS` resolves the key.
+A key may name a builder config after a slash ('h36m_images/quick').
 Building never destroys a dataset that is already there: a rebuild is written to a
 scratch folder and swapped in only once it is complete.
 """
@@ -14,14 +15,23 @@ import tempfile
 from absl import logging
 import tensorflow_datasets as tfds
 
+from tfds_builders.coco_keypoints import coco_keypoints_dataset_builder
 from tfds_builders.h36m import h36m_dataset_builder
+from tfds_builders.h36m_images import h36m_images_dataset_builder
+from tfds_builders.lsp import lsp_dataset_builder
+from tfds_builders.mpii import mpii_dataset_builder
 from tfds_builders.synthetic_h36m import synthetic_h36m_dataset_builder
 
 BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "h36m": h36m_dataset_builder.Builder,
     "synthetic_h36m": synthetic_h36m_dataset_builder.Builder,
+    # Person crops for the image models (jpose.data.image_records schema).
+    "lsp": lsp_dataset_builder.Builder,
+    "mpii": mpii_dataset_builder.Builder,
+    "coco_keypoints": coco_keypoints_dataset_builder.Builder,
+    "h36m_images": h36m_images_dataset_builder.Builder,
 }
-NEEDS_MANUAL_DIR = ("h36m",)
+NEEDS_MANUAL_DIR = ("h36m", "lsp", "mpii", "coco_keypoints", "h36m_images")
 
 
 def default_data_dir() -> str:
@@ -29,14 +39,23 @@ def default_data_dir() -> str:
 
 
 def _builder_class(name: str):
-  if name not in BUILDERS:
+  key = name.split("/")[0]
+  if key not in BUILDERS:
     raise KeyError(f"data.name: unknown dataset '{name}'; known: {sorted(BUILDERS)}")
-  return BUILDERS[name]
+  return BUILDERS[key]
 
 
 def get_builder(name: str, data_dir: str | None = None) -> tfds.core.GeneratorBasedBuilder:
+  """The builder for key `name`, or `name/config` for a builder with several configs."""
+  kwargs = {}
+  if "/" in name:
+    cls, config = _builder_class(name), name.split("/", 1)[1]
+    known = [c.name for c in cls.BUILDER_CONFIGS]
+    if config not in known:
+      raise KeyError(f"data.name: dataset '{name}' has no config '{config}'; known: {known}")
+    kwargs["config"] = config
   return _builder_class(name)(data_dir=data_dir or default_data_dir(),
-                              file_format="array_record")
+                              file_format="array_record", **kwargs)
 
 
 def is_built(name: str, data_dir: str | None = None) -> bool:
@@ -50,7 +69,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   data_dir = data_dir or default_data_dir()
   if is_built(name, data_dir) and not overwrite:
     return get_builder(name, data_dir)
-  if name in NEEDS_MANUAL_DIR:
+  if name.split("/")[0] in NEEDS_MANUAL_DIR:
     if not manual_dir:
       raise ValueError(f"dataset '{name}' is built from local files: pass manual_dir "
                        f"(config.data.manual_dir or --manual_dir).\n"
@@ -60,7 +79,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   os.makedirs(data_dir, exist_ok=True)
   # Build in a scratch data_dir beside the target so a failed build leaves any existing
   # dataset untouched; the finished version folder is then moved into place.
-  scratch = tempfile.mkdtemp(prefix=f".{name}-build-", dir=data_dir)
+  scratch = tempfile.mkdtemp(prefix=f".{name.replace('/', '-')}-build-", dir=data_dir)
   try:
     builder = get_builder(name, scratch)
     download_config = tfds.download.DownloadConfig(
@@ -80,7 +99,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   metadata = get_builder(name, data_dir).info.metadata
-  for key in ("missing_files", "missing_detections"):
+  for key in ("missing_files", "missing_detections", "unreadable_files"):
     for path in (metadata or {}).get(key, []):
       logging.warning("%s: %s: %s", name, key, path)
   return get_builder(name, data_dir)

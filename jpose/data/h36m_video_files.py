@@ -1,0 +1,67 @@
+"""Paths and 3D pose readers for Human3.6M's official video layout.
+
+  S{S}/Videos/<Action>.<camera id>.mp4                  50 fps, 1000 x 1002 (one camera 1000 x 1000)
+  S{S}/MyPoseFeatures/D3_Positions/<Action>.cdf         'Pose' (1, T, 96), world mm (official)
+  S{S}/MyPoses/3D_positions/<Action>.h5                 the same poses as released with
+                                                        Martinez et al. (`h36m_files`)
+Cameras come from `cameras.h5` (`h36m_files.read_cameras`), the calibration the `h36m`
+dataset uses. Readers raise `h36m_files.H36mFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jpose.data import h36m_files
+from jpose.geometry import skeleton
+
+
+def video_path(root: str, subject: int, action: str, camera_id: str) -> str:
+  return os.path.join(root, f"S{subject}", "Videos", f"{action}.{camera_id}.mp4")
+
+
+def cdf_dir(root: str, subject: int) -> str:
+  return os.path.join(root, f"S{subject}", "MyPoseFeatures", "D3_Positions")
+
+
+def h5_dir(root: str, subject: int) -> str:
+  return os.path.dirname(h36m_files.positions_path(root, subject, "x"))
+
+
+def pose_files(root: str, subject: int) -> dict[str, str]:
+  """{action: 3D pose file} for one subject: Martinez h5 files where that folder exists,
+  else the official D3_Positions .cdf files; {} if the subject has neither."""
+  for directory, ext in ((h5_dir(root, subject), ".h5"), (cdf_dir(root, subject), ".cdf")):
+    if os.path.isdir(directory):
+      return {name[:-len(ext)]: os.path.join(directory, name)
+              for name in sorted(os.listdir(directory)) if name.endswith(ext)}
+  return {}
+
+
+def read_positions_cdf(path: str) -> np.ndarray:
+  """An official D3_Positions .cdf -> (T, 17, 3) world-frame joints in mm."""
+  try:
+    import cdflib  # an optional dependency: only the official .cdf layout needs it
+  except ImportError as e:
+    raise h36m_files.H36mFileError(path, "reading .cdf files needs `pip install cdflib`") from e
+  if not os.path.exists(path):
+    raise h36m_files.H36mFileError(path, "file not found")
+  try:
+    raw = np.asarray(cdflib.CDF(path).varget("Pose"))
+  except Exception as e:  # cdflib raises many types on damaged files.
+    raise h36m_files.H36mFileError(path, f"no readable 'Pose' variable (corrupt?): {e}") from e
+  raw = raw.reshape(-1, raw.shape[-1]) if raw.ndim == 3 and raw.shape[0] == 1 else raw
+  if raw.ndim != 2 or raw.shape[1] != 96 or raw.shape[0] == 0:
+    raise h36m_files.H36mFileError(path, f"'Pose' has shape {raw.shape}, expected (1, T, 96)")
+  if not np.all(np.isfinite(raw)):
+    raise h36m_files.H36mFileError(path, "'Pose' contains NaN or infinite values")
+  return raw.reshape(-1, 32, 3)[:, skeleton.H36M_17_FROM_32].astype(np.float32)
+
+
+def read_positions(path: str) -> np.ndarray:
+  """A Martinez .h5 or official .cdf pose file -> (T, 17, 3) world mm."""
+  if path.endswith(".cdf"):
+    return read_positions_cdf(path)
+  return h36m_files.read_positions_3d(path)

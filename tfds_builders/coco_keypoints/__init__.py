@@ -1,0 +1,1 @@
+"""COCO keypoints person crops (tfds, array_record)."""

@@ -1,0 +1,1 @@
+"""LSP and LSP-extended person crops (tfds, array_record)."""

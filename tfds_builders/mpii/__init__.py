@@ -1,0 +1,1 @@
+"""MPII Human Pose person crops (tfds, array_record)."""
