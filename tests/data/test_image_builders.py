@@ -123,8 +123,8 @@ def test_lspet_subset_joints_land_in_the_crop(lspet_build, real_data_dir):
     # Visible joints sit inside the crop, with the box margin to spare.
     assert (r["joints_2d"][vis] > 0.1 * 256).all() and (r["joints_2d"][vis] < 0.9 * 256).all()
     assert r["has_3d"] == 0 and (r["pose_3d"] == 0).all() and r["has_silhouette"] == 0
-  # Both sides are float32 affine maps of the same numbers: measured 0 px.
-  assert worst < 1e-3
+  # The same affine map of the same numbers, float32 vs float64: measured 3e-5 px.
+  assert worst < 3e-4
 
 
 def test_lspet_crop_pixels_follow_the_affine(lspet_build, real_data_dir):
@@ -139,8 +139,9 @@ def test_lspet_crop_pixels_follow_the_affine(lspet_build, real_data_dir):
     shifted = r["crop"].copy()
     shifted[:, 2] += 3 * r["crop"][0, 0]
     bad = np.abs(crop - _inverse_nearest(original, shifted, 256)).mean()
-    # Measured: good 3-6 grey levels (bilinear vs nearest, JPEG); bad 3x or more that.
-    assert good < 0.5 * bad, (name, good, bad)
+    # Measured on these 5: good 2.5-4.6 grey levels (bilinear vs nearest, JPEG), bad
+    # 17.6-26.2; the sub-pixel placement is checked by the Human3.6M marker test.
+    assert good < 0.5 * bad and good < 10, (name, good, bad)
 
 
 def test_lsp_silhouette_crop_holds_the_joints(real_data_dir, tmp_path):
@@ -230,6 +231,7 @@ def test_mpii_fixture_build(mpii_manual, tmp_path):
   first = records["mpii/005808361.jpg#005808361.jpg#0"]
   # MPII joint 0 (right ankle, 1-based (804, 711)) is H36M joint 3 (RFoot).
   expected = image_records.apply_affine(first["crop"], np.array([804.0 - 0.5, 711.0 - 0.5]))
+  # atol: float32 rounding of the same affine map, ~3e-5 px as measured on LSP-extended.
   np.testing.assert_allclose(first["joints_2d"][3], expected, atol=1e-3)
   for r in records.values():
     assert r["visible"][skeleton.NECK_NOSE] == 0 and np.isnan(r["joints_2d"][skeleton.NECK_NOSE]).all()
