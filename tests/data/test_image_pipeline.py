@@ -38,18 +38,19 @@ def built(real_data_dir, tmp_path_factory):
   return data_dir
 
 
-def _fake_3d_records(count: int, size: int = 256) -> list[dict]:
-  """Records as the h36m_images builder writes them (has_3d = 1), from drawn images."""
+def _fake_3d_records(count: int, size: int = 256) -> list[bytes]:
+  """Serialized records as the h36m_images builder writes them (has_3d = 1)."""
   rng = np.random.default_rng(0)
+  features = image_records.features()
   out = []
   for i in range(count):
     image = Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8))
     joints = rng.uniform(100, 200, (17, 2))
     pose = rng.normal(0, 300, (17, 3))
-    out.append(image_records.person_record(
+    out.append(features.serialize_example(image_records.person_record(
         image=image, image_id=f"fake/{i}", joints_2d=joints, visible=np.ones(17),
         pose_3d=pose - pose[0], root_depth=4000.0 + i, camera_f=np.array([1000.0, 1000.0]),
-        camera_c=np.array([150.0, 150.0]), size=size))
+        camera_c=np.array([150.0, 150.0]), size=size)))
   return out
 
 
@@ -94,8 +95,8 @@ def test_mixed_batches_follow_the_weights(built):
              image_pipeline.Source("h36m_images/quick", "test", weight=1.0)]
   dataset = image_pipeline.make_dataset(
       sources, 16, seed=3, data_sources=[
-          image_pipeline.open_source(sources[0], built),
-          image_pipeline.open_source(sources[1], built), _fake_3d_records(6)])
+          image_pipeline.open_serialized(sources[0], built),
+          image_pipeline.open_serialized(sources[1], built), _fake_3d_records(6)])
   batches = _batches(dataset, 8)
   source = np.concatenate([b["source"] for b in batches])
   counts = np.bincount(source, minlength=3)
@@ -149,3 +150,8 @@ def test_measure_throughput_reports_rates(built):
                                              num_batches=2, data_dir=built)
   assert result["images_per_s"] > 0 and result["decode_simplejpeg_images_per_s"] > 0
   assert result["batch_size"] == 8 and result["threads"] == 0
+
+
+def test_malformed_record_is_named():
+  with pytest.raises(ValueError, match=r"lacks field\(s\) \['image', 'joints_2d'"):
+    image_pipeline.parse_record(b"")
