@@ -19,6 +19,7 @@ import scipy.ndimage
 
 from jpose.data import datasets
 from jpose.data import h36m_files
+from jpose.data import h36m_video_files
 from jpose.data import image_files
 from jpose.data import image_records
 from jpose.geometry import skeleton
@@ -142,6 +143,29 @@ def test_lspet_crop_pixels_follow_the_affine(lspet_build, real_data_dir):
     # Measured on these 5: good 2.5-4.6 grey levels (bilinear vs nearest, JPEG), bad
     # 17.6-26.2; the sub-pixel placement is checked by the Human3.6M marker test.
     assert good < 0.5 * bad and good < 10, (name, good, bad)
+
+
+def test_lsp_first_thousand_train_rest_test(real_data_dir, tmp_path):
+  # The real LSP annotations with two stand-in images (no LSP images are shared here).
+  manual = tmp_path / "manual"
+  (manual / "lsp" / "images").mkdir(parents=True)
+  os.symlink(os.path.join(real_data_dir, "lsp/lsp/joints.mat"), manual / "lsp/joints.mat")
+  for name in ("im0001.jpg", "im1001.jpg"):
+    Image.new("RGB", (1100, 1100), (90, 120, 150)).save(manual / "lsp/images" / name)
+  builder = datasets.prepare("lsp", str(tmp_path / "out"), str(manual))
+  train, test = _records(builder, "train"), _records(builder, "test")
+  assert [r["image_id"] for r in train] == [b"lsp/im0001.jpg#1"]
+  assert [r["image_id"] for r in test] == [b"lsp/im1001.jpg#1001"]
+  raw = scipy.io.loadmat(os.path.join(real_data_dir, "lsp/lsp/joints.mat"))["joints"]
+  for r, index in ((train[0], 0), (test[0], 1000)):
+    # LSP's occlusion flags survive the joint map; all 14 mapped joints stay usable.
+    occluded = np.zeros(17)
+    for target, src in enumerate(skeleton.LSP_14_TO_H36M_17):
+      if src >= 0:
+        occluded[target] = raw[2, src, index]
+    np.testing.assert_array_equal(r["occluded"], occluded)
+    assert r["visible"].sum() == 14
+  assert len(builder.info.metadata["missing_files"]) == 1 + 1998  # lspet/ and the images
 
 
 def test_lsp_silhouette_crop_holds_the_joints(real_data_dir, tmp_path):
@@ -377,6 +401,34 @@ def test_h36m_video_record_3d_and_camera(h36m_video_build):
   assert any(p.endswith("S11/MyPoses/3D_positions") for p in meta["missing_files"])
   # The 129-frame video is shorter than the pose file; that is reported, not fatal.
   assert len(meta["short_videos"]) == 1 and "Walking.54138969.mp4" in meta["short_videos"][0]
+
+
+def _write_pose_cdf(path, pose):
+  from cdflib.cdfwrite import CDF
+
+  writer = CDF(str(path), cdf_spec={"Majority": "row_major"}, delete=True)
+  writer.write_var({"Variable": "Pose", "Data_Type": CDF.CDF_FLOAT, "Num_Elements": 1,
+                    "Rec_Vary": True, "Dim_Sizes": list(pose.shape[1:])},
+                   var_attrs={}, var_data=pose)
+  writer.close()
+
+
+def test_official_cdf_poses_read_like_the_h5_release(h36m_dir, tmp_path):
+  pytest.importorskip("cdflib")
+  h5_path = os.path.join(h36m_dir, "S9/MyPoses/3D_positions/Walking.h5")
+  with h5py.File(h5_path) as f:
+    raw = f["3D_positions"][()]  # (96, T)
+  # The official D3_Positions layout: 'Pose' (1, T, 96).
+  folder = tmp_path / "S9" / "MyPoseFeatures" / "D3_Positions"
+  folder.mkdir(parents=True)
+  _write_pose_cdf(folder / "Walking.cdf", raw.T[None].astype(np.float32))
+  files = h36m_video_files.pose_files(str(tmp_path), 9)
+  assert files == {"Walking": str(folder / "Walking.cdf")}
+  np.testing.assert_array_equal(h36m_video_files.read_positions(files["Walking"]),
+                                h36m_files.read_positions_3d(h5_path))
+  _write_pose_cdf(tmp_path / "bad.cdf", raw.T[None, :, :90].astype(np.float32))
+  with pytest.raises(h36m_files.H36mFileError, match=r"bad\.cdf.*expected \(1, T, 96\)"):
+    h36m_video_files.read_positions_cdf(str(tmp_path / "bad.cdf"))
 
 
 def test_unknown_builder_config_is_named(tmp_path):

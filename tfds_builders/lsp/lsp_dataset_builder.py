@@ -2,7 +2,7 @@
 
 Reads `joints.mat` and images from `manual_dir` (see MANUAL_DOWNLOAD_INSTRUCTIONS); the
 14 LSP joints map onto H36M-17 with `skeleton.LSP_14_TO_H36M_17` (pelvis, spine and
-head centre stay absent). UP-3D's UPi-S1H silhouettes are cropped alongside where that
+Neck/Nose stay absent). UP-3D's UPi-S1H silhouettes are cropped alongside where that
 folder is given. Missing or unreadable images are skipped, logged and listed in the
 dataset's metadata; a missing annotation file or image folder stops the build, named.
 """
