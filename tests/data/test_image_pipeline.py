@@ -106,6 +106,9 @@ def test_mixed_batches_follow_the_weights(built):
   np.testing.assert_array_equal(has_3d, source == 2)
   depth = np.concatenate([b["root_depth"] for b in batches])
   assert ((depth >= 4000) == (source == 2)).all()
+  pose = np.concatenate([b["pose_3d"] for b in batches])
+  assert (pose[source != 2] == 0).all() and (pose[source == 2][:, 0] == 0).all()
+  assert (np.abs(pose[source == 2][:, 1:]).sum(-1) > 0).all()  # root-relative, not zeros
   # More draws than records: the 5 MPII people repeat (the stream is repeated).
   assert counts[1] > 5
 
