@@ -1,7 +1,7 @@
 """grain input pipeline over the person-crop image datasets (`jpose.data.image_records`).
 
-The host only reads records, decodes the JPEG crops (simplejpeg, libjpeg-turbo: about
-1.3x Pillow's speed on 256 px crops here) straight into the batch buffer, and stacks the
+The host only reads records, decodes the JPEG crops (simplejpeg, libjpeg-turbo: 1.3-2x
+Pillow's speed on 256 px crops here) straight into the batch buffer, and stacks the
 labels; augmentation runs on the device. Several datasets mix at configured weights
 (grain's `MapDataset.mix` over per-dataset shuffled, repeated streams), so a batch holds
 e.g. half Human3.6M frames and half MPII people, the 2D-only ones with has_3d = 0. The
@@ -23,12 +23,14 @@ Batch dict (B = batch, S = crop size), the image-half conventions:
 from __future__ import annotations
 
 import functools
+import io
 import time
 from typing import NamedTuple, Sequence
 
 import grain
 import jax
 import numpy as np
+from PIL import Image
 import simplejpeg
 from tensorflow_datasets.proto import tf_example_pb2
 
@@ -61,7 +63,12 @@ def open_source(source: Source, data_dir: str | None = None, manual_dir: str | N
 def open_serialized(source: Source, data_dir: str | None = None,
                     manual_dir: str | None = None):
   """The split's random-access source of serialized records (bytes), for `parse_record`."""
-  return open_source(source, data_dir, manual_dir).data_source
+  parsed = open_source(source, data_dir, manual_dir)
+  # tfds' ArrayRecordDataSource keeps the raw array_record source it parses from.
+  if not hasattr(parsed, "data_source"):
+    raise TypeError(f"dataset '{source.name}': tfds returned a {type(parsed).__name__} "
+                    "without a raw `data_source`; was it built with file_format='array_record'?")
+  return parsed.data_source
 
 
 def parse_record(serialized: bytes) -> tuple[bytes, np.ndarray]:
@@ -227,11 +234,8 @@ def measure_throughput(sources: Sequence[Source], *, batch_size: int = 64, crop_
   """Host images/s of the whole pipeline and of JPEG decoding alone (Pillow vs simplejpeg).
 
   num_threads=0 measures one core (no prefetch threads): images/s per core. The decoder
-  comparison runs on the first batch's own records.
+  comparison decodes the first `batch_size` records of the first source.
   """
-  from PIL import Image
-  import io
-
   dataset = make_dataset(sources, batch_size, seed=seed, crop_size=crop_size,
                          data_dir=data_dir, manual_dir=manual_dir, shard_index=0, shard_count=1)
   iterator = make_iterator(dataset, num_threads=num_threads, prefetch=num_threads and 4)
