@@ -203,7 +203,8 @@ def benchmark_input_pipeline(config, batch_size: int, steps: int) -> dict:
   field = getattr(trainer, "field", None)
   if field:
     windows_s = batches_per_s(pipeline.make_dataset(data, stats, batch_size, seed=config.seed,
-                                                    flip=config.data.flip, window=field))
+                                                    flip=config.data.flip, window=field,
+                                                    causal=config.model.causal))
     result.update(receptive_field=field, host_windows_per_s=round(windows_s * batch_size, 1))
   return result
 

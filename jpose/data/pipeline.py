@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from jpose.data import datasets
+from jpose.data import windows
 from jpose.geometry import skeleton
 
 INPUT_2D_FIELDS = {"gt": "pose_2d_gt", "sh": "pose_2d_sh"}
@@ -185,12 +186,12 @@ class _BatchGather:
   """Maps a global batch number to a batch dict; pure given (seed, number)."""
 
   def __init__(self, data: SequenceSet, stats: NormStats, frame_ids: np.ndarray,
-               batch_size: int, seed: int, shuffle: bool, flip: bool, window: int | None,
-               indices_only: bool = False):
+               batch_size: int, seed: int, shuffle: bool, flip: bool,
+               offsets: np.ndarray | None, indices_only: bool = False, shard_index: int = 0):
     self.data, self.stats, self.frame_ids = data, stats, frame_ids
     self.batch_size, self.seed, self.shuffle, self.flip = batch_size, seed, shuffle, flip
     self.indices_only = indices_only
-    self.offsets = None if window is None else np.arange(window) - window // 2
+    self.offsets, self.shard_index = offsets, shard_index
     self.batches_per_epoch = -(-len(frame_ids) // batch_size) if not shuffle else (
         len(frame_ids) // batch_size)
 
@@ -201,26 +202,29 @@ class _BatchGather:
     return np.random.default_rng([self.seed, epoch]).permutation(self.frame_ids)
 
   def __call__(self, number: int) -> dict[str, np.ndarray]:
-    epoch, b = divmod(int(number), self.batches_per_epoch)
+    # Training wraps into the next epoch; evaluation numbers past the shard's last batch
+    # are all-padding batches (see make_dataset).
+    epoch, b = divmod(int(number), self.batches_per_epoch) if self.shuffle else (0, int(number))
     order = self._epoch_order(epoch)
     ids = order[b * self.batch_size:(b + 1) * self.batch_size]
     valid = np.ones(self.batch_size, bool)
-    if ids.shape[0] < self.batch_size:  # final eval batch: pad by repeating, mark invalid.
+    if ids.shape[0] < self.batch_size:  # final eval batches: pad by repeating, mark invalid.
       valid[ids.shape[0]:] = False
-      ids = np.concatenate([ids, np.full(self.batch_size - ids.shape[0], ids[-1])])
+      ids = np.concatenate([ids, np.full(self.batch_size - ids.shape[0], order[-1])])
     d = self.data
     seq = d.seq_index[ids]
-    do_flip = (np.random.default_rng([self.seed, 1, int(number)]).random(self.batch_size) < 0.5
-               if self.flip else np.zeros(self.batch_size, bool))
+    # The shard (process) is part of the flip stream: hosts must not mirror alike.
+    do_flip = (np.random.default_rng([self.seed, 1, int(number), self.shard_index])
+               .random(self.batch_size) < 0.5 if self.flip else np.zeros(self.batch_size, bool))
     if self.indices_only:  # device-resident data: the step gathers (and flips) on device.
       return {"frame_id": ids.astype(np.int32), "flip": do_flip, "seq_index": seq.astype(np.int32),
               "frame_index": d.frame_index[ids], "valid": valid}
     if self.offsets is None:
       pose_2d = d.pose_2d[ids]
-    else:  # windows with edge replication at the sequence boundaries.
-      first = d.starts[seq][:, None]
-      last = first + d.lengths[seq][:, None] - 1
-      pose_2d = d.pose_2d[np.clip(ids[:, None] + self.offsets, first, last)]
+    else:
+      first = d.starts[seq]
+      pose_2d = d.pose_2d[windows.window_index(ids, self.offsets, first,
+                                               first + d.lengths[seq] - 1)]
     pose_3d = d.pose_3d[ids]
     if self.flip:
       do = do_flip
@@ -248,12 +252,16 @@ class _BatchGather:
 
 def make_dataset(data: SequenceSet, stats: NormStats, batch_size: int, *, seed: int = 0,
                  train: bool = True, flip: bool = False, window: int | None = None,
-                 shard_index: int | None = None, shard_count: int | None = None,
-                 frame_stride: int = 1, indices_only: bool = False) -> grain.MapDataset:
+                 causal: bool = False, shard_index: int | None = None,
+                 shard_count: int | None = None, frame_stride: int = 1,
+                 indices_only: bool = False) -> grain.MapDataset:
   """A grain MapDataset of batch dicts.
 
   train=True: shuffled anew each epoch from `seed`, repeats forever, full batches.
-  train=False: every frame once in order; the last batch is padded (see `valid`).
+  train=False: every frame once in order; the last batch is padded (see `valid`), and
+  every shard yields as many batches as the largest (all-padding ones where needed), so
+  processes that evaluate together run their collectives in step.
+  `window` (with `causal`) gives each frame its 2D receptive field, as the TCN reads it.
   Frames are sharded per process (default: this JAX process), so each host reads its
   own part of the global batch; `batch_size` is the per-process batch. `frame_stride`
   keeps every n-th frame (quick evaluations during training). `indices_only` yields
@@ -261,13 +269,18 @@ def make_dataset(data: SequenceSet, stats: NormStats, batch_size: int, *, seed: 
   """
   shard_index = jax.process_index() if shard_index is None else shard_index
   shard_count = jax.process_count() if shard_count is None else shard_count
-  frame_ids = np.arange(data.num_frames)[::frame_stride][shard_index::shard_count]
+  all_ids = np.arange(data.num_frames)[::frame_stride]
+  frame_ids = all_ids[shard_index::shard_count]
   if train and len(frame_ids) < batch_size:
     raise ValueError(f"train.batch_size {batch_size} is larger than the {len(frame_ids)} "
                      "frames of this split")
+  offsets = None if window is None else windows.window_offsets(window, causal)
   gather = _BatchGather(data, stats, frame_ids, batch_size, seed, shuffle=train,
-                        flip=flip and train, window=window, indices_only=indices_only)
-  num_batches = gather.batches_per_epoch * (10**9 if train else 1)
+                        flip=flip and train, offsets=offsets, indices_only=indices_only,
+                        shard_index=shard_index)
+  largest_shard = -(-len(all_ids) // shard_count)
+  num_batches = (gather.batches_per_epoch * 10**9 if train
+                 else -(-largest_shard // batch_size))
   return grain.MapDataset.range(num_batches).map(gather)
 
 

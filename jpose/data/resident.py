@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jpose.data import pipeline
+from jpose.data import windows
 from jpose.geometry import skeleton
 
 
@@ -43,16 +44,11 @@ def from_sequences(data: pipeline.SequenceSet) -> ResidentData:
       camera_up=data.camera_up[data.seq_index].astype(np.float32))
 
 
-def window_offsets(field: int, causal: bool) -> np.ndarray:
-  """Frame offsets of a receptive field around (or, causal, ending at) its target."""
-  return np.arange(field) - (field - 1 if causal else field // 2)
-
-
 def gather_windows(data: ResidentData, frame_ids, offsets):
   """(B,) frame ids -> (B, L, 17, 2) pixel windows and (B, L, 17, 3) 3D windows, with
   edge replication at sequence boundaries (never reading a neighbouring sequence)."""
-  index = jnp.clip(frame_ids[:, None] + jnp.asarray(offsets)[None, :],
-                   data.first[frame_ids][:, None], data.last[frame_ids][:, None])
+  index = windows.window_index(frame_ids, jnp.asarray(offsets), data.first[frame_ids],
+                               data.last[frame_ids])
   return data.pose_2d[index], data.pose_3d[index]
 
 
@@ -81,3 +77,14 @@ def flip_3d(pose_3d, flip):
   """Mirrors (B, ..., J, 3) camera-frame poses (x -> -x) where flip (B,) is set."""
   mirrored = (pose_3d * jnp.asarray([-1.0, 1.0, 1.0]))[..., skeleton.H36M_17.flip_permutation, :]
   return jnp.where(flip.reshape((-1,) + (1,) * (pose_3d.ndim - 1)), mirrored, pose_3d)
+
+
+def flip_average(predict, pose_2d, pose_3d, principal_x):
+  """Flip-test averaging: (predict(2D, 3D) + mirror(predict(mirror(2D), mirror(3D)))) / 2.
+
+  `predict` maps (B, ..., 17, 2) pixels and (B, ..., 17, 3) mm to (B, ..., 17, 3) mm
+  predictions; 2D is mirrored about each example's principal_x (B,).
+  """
+  flip = jnp.ones(pose_2d.shape[0], bool)
+  mirrored = predict(flip_2d(pose_2d, principal_x, flip), flip_3d(pose_3d, flip))
+  return (predict(pose_2d, pose_3d) + flip_3d(mirrored, flip)) / 2

@@ -8,6 +8,8 @@ sharded on the data axis like training; errors are gathered to every process.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
@@ -16,28 +18,44 @@ import tqdm
 
 from jpose.data import pipeline
 from jpose.data import resident
+from jpose.data import windows
 from jpose.metrics import accumulator
 from jpose.metrics import pose as pose_metrics
 from jpose.train import sharding
 from jpose.train import temporal
 
 
+def predict_frames(trainer, state, batch) -> jax.Array:
+  """trainer.predict on a batch of frames, averaged with the prediction for the mirrored
+  input (mirrored back) when config.eval.flip_test is set."""
+  if not trainer.config.eval.flip_test:
+    return trainer.predict(state, batch)
+
+  def run(pose_2d, pose_3d):
+    return trainer.predict(state, {**batch, "pose_2d": pose_2d, "pose_3d": pose_3d})
+  return resident.flip_average(run, batch["pose_2d"], batch["pose_3d"], batch["camera_c"][:, 0])
+
+
 def make_eval_step(trainer, mesh):
   def eval_step(state, batch):
-    predicted = trainer.predict(state, batch)
-    target = batch["pose_3d"]
-    return {"mpjpe": pose_metrics.mpjpe(predicted, target),
-            "p_mpjpe": pose_metrics.p_mpjpe(predicted, target),
-            "n_mpjpe": pose_metrics.n_mpjpe(predicted, target)}
+    return _pose_errors(predict_frames(trainer, state, batch), batch["pose_3d"])
   return jax.jit(eval_step, out_shardings=sharding.batch_sharding(mesh))
 
 
-def evaluate(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormStats,
-             batch_size: int, mesh, eval_step=None, frame_stride: int = 1,
-             progress: bool = True) -> accumulator.ErrorAccumulator:
+def host_norm_stats(state) -> pipeline.NormStats:
+  """The normalisation statistics a checkpoint was trained with, on the host. Evaluation
+  uses these, never statistics recomputed from the current config's data."""
+  return pipeline.NormStats(*(np.asarray(x) for x in jax.device_get(state.norm)))
+
+
+def evaluate(trainer, state, data: pipeline.SequenceSet, batch_size: int, mesh,
+             eval_step=None, frame_stride: int = 1, progress: bool = True
+             ) -> accumulator.ErrorAccumulator:
   eval_step = eval_step or make_eval_step(trainer, mesh)
   local_batch = sharding.per_process_batch(batch_size)
-  dataset = pipeline.make_dataset(data, stats, local_batch, train=False,
+  # Every process runs the same number of batches (padded and masked by `valid`), or the
+  # collectives below would wait forever on a process with fewer.
+  dataset = pipeline.make_dataset(data, host_norm_stats(state), local_batch, train=False,
                                   frame_stride=frame_stride)
   acc = accumulator.ErrorAccumulator()
   for batch in tqdm.tqdm(dataset, desc="eval", disable=not progress or jax.process_index() > 0,
@@ -52,26 +70,25 @@ def evaluate(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormSta
   return acc
 
 
-def sample_predictions(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormStats,
+def sample_predictions(trainer, state, data: pipeline.SequenceSet,
                        num_examples: int = 3) -> dict[str, np.ndarray]:
   """Predictions for a few frames spread over the split, for figures and notebooks."""
-  dataset = pipeline.make_dataset(data, stats, num_examples, train=False,
+  dataset = pipeline.make_dataset(data, host_norm_stats(state), num_examples, train=False,
                                   frame_stride=max(1, data.num_frames // num_examples),
                                   shard_index=0, shard_count=1)
   batch = dataset[0]
   state = jax.device_get(state)
   if trainer.eval_mode == "sequences":  # one edge-replicated receptive field per frame.
     seq = batch["seq_index"]
-    first = data.starts[seq][:, None]
-    last = first + data.lengths[seq][:, None] - 1
-    offsets = resident.window_offsets(trainer.field, trainer.config.model.causal)
-    index = np.clip(first + batch["frame_index"][:, None] + offsets, first, last)
+    first = data.starts[seq]
+    index = windows.window_index(first + batch["frame_index"], trainer.offsets, first,
+                                 first + data.lengths[seq] - 1)
     predicted = jax.jit(trainer.predict_sequences)(
         state, data.pose_2d[index], data.pose_3d[index], data.camera_c[seq, 0])
     predicted = np.asarray(predicted)[:, 0]
   else:
     inputs = {k: jnp.asarray(batch[k]) for k in trainer.predict_keys}
-    predicted = np.asarray(jax.jit(trainer.predict)(state, inputs))
+    predicted = np.asarray(jax.jit(functools.partial(predict_frames, trainer))(state, inputs))
   titles = [f"{data.subjects[s]} {data.actions[s]} #{f}"
             for s, f in zip(batch["seq_index"], batch["frame_index"])]
   return {"pose_2d": batch["pose_2d"], "pose_3d": batch["pose_3d"], "predicted": predicted,
@@ -79,6 +96,7 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet, stats: pipeli
 
 
 def _pose_errors(predicted, target) -> dict[str, jax.Array]:
+  """Per-pose MPJPE, P-MPJPE and N-MPJPE (mm); the target's root is the origin."""
   return {"mpjpe": pose_metrics.mpjpe(predicted, target),
           "p_mpjpe": pose_metrics.p_mpjpe(predicted, target),
           "n_mpjpe": pose_metrics.n_mpjpe(predicted, target)}
@@ -176,13 +194,13 @@ def evaluate_sequences(trainer, state, data: pipeline.SequenceSet, batch_size: i
   return acc
 
 
-def latent_means(trainer, state, data: pipeline.SequenceSet, stats: pipeline.NormStats,
+def latent_means(trainer, state, data: pipeline.SequenceSet,
                  num_frames: int = 5000) -> tuple[np.ndarray, list[str]]:
   """Latent means of frames spread over the split, with their action names."""
   from jpose.metrics import accumulator as acc_lib  # pylint: disable=g-import-not-at-top
   stride = max(1, data.num_frames // num_frames)
-  dataset = pipeline.make_dataset(data, stats, 1024, train=False, frame_stride=stride,
-                                  shard_index=0, shard_count=1)
+  dataset = pipeline.make_dataset(data, host_norm_stats(state), 1024, train=False,
+                                  frame_stride=stride, shard_index=0, shard_count=1)
   fn = jax.jit(trainer.latent_means)
   state = jax.device_get(state)
   means, labels = [], []

@@ -57,3 +57,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.train[field] % k:
       raise ValueError(f"config.train.{field}={config.train[field]} must be a multiple of "
                        f"config.train.steps_per_dispatch={k}")
+  if config.train.trainer == "vae" and config.data.input_2d != "gt":
+    raise ValueError(f"config.data.input_2d='{config.data.input_2d}' cannot feed the VAE lifter: "
+                     "its 2D normalisation (jpose.geometry.weak_perspective.normalise_2d) "
+                     "reads all 17 joints, and the detections have no Neck/Nose; use 'gt'")

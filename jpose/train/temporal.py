@@ -15,6 +15,7 @@ import numpy as np
 
 from jpose.data import pipeline
 from jpose.data import resident as resident_lib
+from jpose.data import windows
 from jpose.metrics import pose as pose_metrics
 from jpose.train import state as state_lib
 from jpose.train import trainers
@@ -32,7 +33,7 @@ class TemporalTrainer(trainers.SupervisedLifter):
     super().__init__(config, norm, num_train_frames)
     self.model = self.models["lifter"]
     self.field = self.model.receptive_field
-    self.offsets = resident_lib.window_offsets(self.field, config.model.causal)
+    self.offsets = windows.window_offsets(self.field, config.model.causal)
     self.features = 3 if config.model.input_depth else 2
 
   def _sample_input(self, name: str) -> jax.Array:
@@ -45,7 +46,7 @@ class TemporalTrainer(trainers.SupervisedLifter):
     Depth is the joint's root-relative camera depth over model.depth_range_mm. Gaussian
     noise (sigmas in normalised units) is added where a key is given.
     """
-    x = jnp.nan_to_num(pipeline.normalise(pose_2d, norm.mean_2d, norm.std_2d))
+    x = trainers.normalised_2d(pose_2d, norm)
     if noise_key is not None and noise_2d:
       x = x + noise_2d * jax.random.normal(jax.random.fold_in(noise_key, 0), x.shape)
     if self.features == 2:
@@ -94,6 +95,8 @@ class TemporalTrainer(trainers.SupervisedLifter):
     """Dilated form over padded chunks: (B, L + RF - 1, 17, 2|3) -> (B, L, 17, 3) mm.
 
     With eval.flip_test the mirrored input is predicted too, mirrored back, and averaged.
+    The predicted root is left where the model puts it, as VideoPose3D evaluates: only
+    the target's root is the origin, so a root offset counts as error.
     """
     def run(p2, p3):
       inputs = self.model_inputs(p2, p3, state.norm, noise_key, 0.0,
@@ -103,14 +106,9 @@ class TemporalTrainer(trainers.SupervisedLifter):
                              strided=False)
       return out * MM_PER_M
 
-    predicted = run(pose_2d, pose_3d)
     if self.config.eval.flip_test:
-      flip = jnp.ones(pose_2d.shape[0], bool)
-      mirrored = run(resident_lib.flip_2d(pose_2d, principal_x, flip),
-                     resident_lib.flip_3d(pose_3d, flip))
-      predicted = (predicted + resident_lib.flip_3d(mirrored, flip)) / 2
-    # The root is the origin by definition; VideoPose3D trains it towards 0 and so do we.
-    return predicted - predicted[..., :1, :]
+      return resident_lib.flip_average(run, pose_2d, pose_3d, principal_x)
+    return run(pose_2d, pose_3d)
 
 
 def chunk_sequence(pose: np.ndarray, field: int, chunk: int, causal: bool) -> np.ndarray:

@@ -26,6 +26,12 @@ Metrics = dict[str, jax.Array]
 _INPUT_JOINTS = [j for j in range(17) if j != skeleton.NECK_NOSE]
 
 
+def normalised_2d(pose_2d: jax.Array, norm: pipeline.NormStats) -> jax.Array:
+  """(..., 17, 2) pixels -> normalised with the train split's statistics; NaN (a joint
+  the detector lacks) -> 0."""
+  return jnp.nan_to_num(pipeline.normalise(pose_2d, norm.mean_2d, norm.std_2d))
+
+
 def lifter_inputs(batch: Batch) -> jax.Array:
   """(B, 17, 2) normalised 2D -> (B, 32): Neck/Nose dropped, as detectors lack it."""
   return batch["pose_2d_norm"][:, _INPUT_JOINTS].reshape(batch["pose_2d_norm"].shape[0], -1)
@@ -48,11 +54,12 @@ class SupervisedLifter:
 
   Training reads the split from device memory: a batch is frame ids and flip flags
   (`batch_keys`), and the step gathers, flips and normalises the frames itself.
-  Evaluation feeds host batches of `predict_keys`.
+  Evaluation feeds host batches of `predict_keys` (pixels; `predict` normalises them with
+  the statistics stored in the train state).
   """
 
   batch_keys = ("frame_id", "flip")
-  predict_keys = ("pose_2d_norm", "pose_3d")
+  predict_keys = ("pose_2d", "pose_3d", "camera_c")
   eval_mode = "frames"  # evaluated frame by frame (jpose.evaluate.evaluator.evaluate)
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
@@ -83,8 +90,7 @@ class SupervisedLifter:
     (the keys of the host pipeline's batches)."""
     frames = resident_lib.gather_frames(resident, batch["frame_id"], batch["flip"])
     norm = state.norm
-    frames["pose_2d_norm"] = jnp.nan_to_num(
-        pipeline.normalise(frames["pose_2d"], norm.mean_2d, norm.std_2d))
+    frames["pose_2d_norm"] = normalised_2d(frames["pose_2d"], norm)
     frames["pose_3d_norm"] = pipeline.normalise(frames["pose_3d"], norm.mean_3d, norm.std_3d)
     return frames
 
@@ -147,9 +153,9 @@ class SupervisedLifter:
                    "train_mpjpe": jnp.mean(pose_metrics.mpjpe(mm, batch["pose_3d"]))}
 
   def predict(self, state: state_lib.TrainState, batch: Batch) -> jax.Array:
-    """(B, 17, 3) root-relative predictions in mm, eval mode."""
-    outputs, _ = self._apply(state, "lifter", state.params["lifter"], lifter_inputs(batch),
-                             False)
+    """(B, 17, 2) pixels -> (B, 17, 3) root-relative predictions in mm, eval mode."""
+    x = lifter_inputs({"pose_2d_norm": normalised_2d(batch["pose_2d"], state.norm)})
+    outputs, _ = self._apply(state, "lifter", state.params["lifter"], x, False)
     return lifter_output_to_mm(outputs["output"], state.norm)
 
 

@@ -4,6 +4,7 @@ config trains and evaluates whole sequences."""
 import json
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,17 +12,32 @@ import pytest
 import configs
 from jpose.data import pipeline
 from jpose.data import resident
+from jpose.data import windows
 from jpose.train import loop
 
 
-def test_device_windows_and_flips_match_the_host_pipeline(synthetic_train):
+@pytest.mark.parametrize("causal", [False, True])
+def test_device_windows_match_the_host_pipeline(synthetic_train, causal):
+  stats = pipeline.compute_norm_stats(synthetic_train)
+  host = pipeline.make_dataset(synthetic_train, stats, 700, train=False, window=27,
+                               causal=causal)[0]
+  data = resident.ResidentData(*(jnp.asarray(a) for a in resident.from_sequences(synthetic_train)))
+  ids = jnp.arange(700)
+  windows_2d, windows_3d = resident.gather_windows(data, ids, windows.window_offsets(27, causal))
+  chex.assert_trees_all_equal(np.asarray(windows_2d), host["pose_2d"])
+  # The target frame sits at the window's end (causal) or centre.
+  chex.assert_trees_all_equal(np.asarray(windows_3d[:, 26 if causal else 13]), host["pose_3d"])
+  # The first frame of the split starts its sequence: its window repeats it before itself.
+  np.testing.assert_array_equal(np.asarray(windows_2d[0, :13]),
+                                np.broadcast_to(synthetic_train.pose_2d[0], (13, 17, 2)))
+
+
+def test_device_flips_match_the_host_pipeline(synthetic_train):
   stats = pipeline.compute_norm_stats(synthetic_train)
   host = pipeline.make_dataset(synthetic_train, stats, 700, train=False, window=27)[0]
   data = resident.ResidentData(*(jnp.asarray(a) for a in resident.from_sequences(synthetic_train)))
   ids = jnp.arange(700)
-  windows_2d, windows_3d = resident.gather_windows(data, ids, resident.window_offsets(27, False))
-  chex.assert_trees_all_equal(np.asarray(windows_2d), host["pose_2d"])
-  chex.assert_trees_all_equal(np.asarray(windows_3d[:, 13]), host["pose_3d"])
+  windows_2d, windows_3d = resident.gather_windows(data, ids, windows.window_offsets(27, False))
   flip = jnp.arange(700) % 2 == 0
   flipped = np.asarray(resident.flip_2d(windows_2d, data.camera_c[ids, 0], flip))
   cx = synthetic_train.camera_c[synthetic_train.seq_index[:700], 0][:, None, None]
@@ -35,8 +51,8 @@ def test_device_windows_and_flips_match_the_host_pipeline(synthetic_train):
 
 
 def test_causal_offsets_end_at_the_target():
-  np.testing.assert_array_equal(resident.window_offsets(3, True), [-2, -1, 0])
-  np.testing.assert_array_equal(resident.window_offsets(3, False), [-1, 0, 1])
+  np.testing.assert_array_equal(windows.window_offsets(3, True), [-2, -1, 0])
+  np.testing.assert_array_equal(windows.window_offsets(3, False), [-1, 0, 1])
 
 
 @pytest.mark.parametrize("name", ["tcn1", "tcn27", "tcn81", "tcn243", "tcn243_depth"])
@@ -62,3 +78,23 @@ def test_bn_momentum_decays_from_start_to_end(synthetic_train):
   np.testing.assert_allclose(float(trainer.bn_momentum(0)), 0.1, rtol=1e-6)
   np.testing.assert_allclose(float(trainer.bn_momentum(50)), 0.01, rtol=1e-5)  # geometric mid
   np.testing.assert_allclose(float(trainer.bn_momentum(100)), 0.001, rtol=1e-5)
+
+
+def test_sequence_predictions_keep_the_models_root(synthetic_train):
+  # VideoPose3D zeroes only the target's root; a predicted root off the origin is error.
+  from jpose.train import registry
+  config = configs.load("tcn27:tiny")
+  config.eval.flip_test = False
+  trainer = registry.build(config, pipeline.compute_norm_stats(synthetic_train), 1000)
+  state = trainer.init(jax.random.key(0))
+  frames = synthetic_train.sequence(0)
+  pose_2d = jnp.asarray(synthetic_train.pose_2d[frames][None, :60])
+  pose_3d = jnp.asarray(synthetic_train.pose_3d[frames][None, :60])
+  predicted = trainer.predict_sequences(state, pose_2d, pose_3d,
+                                        jnp.asarray(synthetic_train.camera_c[:1, 0]))
+  raw = trainer.model.apply({"params": state.params["lifter"],
+                             "batch_stats": state.batch_stats["lifter"]},
+                            trainer.model_inputs(pose_2d, pose_3d, state.norm), train=False,
+                            strided=False) * 1000.0
+  np.testing.assert_array_equal(np.asarray(predicted), np.asarray(raw))
+  assert np.abs(np.asarray(predicted[..., 0, :])).max() > 1.0  # an untrained root, in mm
