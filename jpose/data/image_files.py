@@ -132,7 +132,7 @@ def read_mpii_json(path: str) -> list[Person]:
                            f"joints_vis {vis.shape}, expected (16, 2) / (16,)")
     visible = (vis > 0).astype(np.float32)
     people.append(Person(
-        image=entry["image"], person_id=f"{entry['image']}#{i}",
+        image=entry["image"], person_id=str(i),
         joints=np.where(visible[:, None] > 0, joints + MATLAB_OFFSET, np.nan).astype(np.float32),
         visible=visible, occluded=np.zeros(16, np.float32)))
   return people

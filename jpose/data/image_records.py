@@ -204,8 +204,12 @@ def examples_from_people(people: Sequence[image_files.Person], image_dir: str,
     if silhouette_path is not None:
       sil_path = silhouette_path(person)
       if sil_path and os.path.exists(sil_path):
-        silhouette = image_files.load_image(sil_path)
-        if silhouette.size != image.size:
+        try:
+          silhouette = image_files.load_image(sil_path)
+        except image_files.ImageFileError as e:
+          logging.warning("%s: silhouette skipped: %s", prefix, e)
+          metadata["unreadable_files"].append(sil_path)
+        if silhouette is not None and silhouette.size != image.size:
           metadata.setdefault("mismatched_silhouettes", []).append(sil_path)
           silhouette = None
     image_id = f"{prefix}/{person.image}#{person.person_id}"

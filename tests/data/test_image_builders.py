@@ -177,11 +177,14 @@ def test_lsp_silhouette_crop_holds_the_joints(real_data_dir, tmp_path):
   people = image_files.read_lsp_joints(os.path.join(real_data_dir, "lspet_subset/joints.mat"))
   sil_dir = manual / "upi-s1h" / "data" / "lsp_extended"
   sil_dir.mkdir(parents=True)
-  for person in people[:3]:
+  for person in people[:4]:
     src = os.path.join(real_data_dir, "lspet_subset/images", person.image)
     os.symlink(src, manual / "lspet/images" / person.image)
     if person.image == "im00003.jpg":
       continue  # no silhouette for this one
+    if person.image == "im00004.jpg":  # a damaged one: listed, the person kept
+      (sil_dir / "im00004_segmentation.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+      continue
     mask = Image.new("L", Image.open(src).size, 0)
     draw = ImageDraw.Draw(mask)
     for x, y in person.joints[person.visible > 0]:
@@ -189,8 +192,10 @@ def test_lsp_silhouette_crop_holds_the_joints(real_data_dir, tmp_path):
     mask.save(sil_dir / person.image.replace(".jpg", "_segmentation.png"))
   builder = datasets.prepare("lsp", str(tmp_path / "out"), str(manual))
   records = {r["image_id"].decode().split("/")[1].split("#")[0]: r for r in _records(builder, "train")}
-  assert sorted(records) == ["im00001.jpg", "im00002.jpg", "im00003.jpg"]
-  assert records["im00003.jpg"]["has_silhouette"] == 0 and records["im00003.jpg"]["silhouette"] == b""
+  assert sorted(records) == ["im00001.jpg", "im00002.jpg", "im00003.jpg", "im00004.jpg"]
+  for name in ("im00003.jpg", "im00004.jpg"):
+    assert records[name]["has_silhouette"] == 0 and records[name]["silhouette"] == b""
+  assert builder.info.metadata["unreadable_files"] == [str(sil_dir / "im00004_segmentation.png")]
   for name in ("im00001.jpg", "im00002.jpg"):
     r = records[name]
     assert r["has_silhouette"] == 1
@@ -252,7 +257,7 @@ def test_mpii_fixture_build(mpii_manual, tmp_path):
   entries = json.load(open(os.path.join(mpii_manual, "annotations/mpii_train.json")))
   records = {r["image_id"].decode(): r for r in _records(builder, "train")}
   assert len(records) == len(entries) == 5
-  first = records["mpii/005808361.jpg#005808361.jpg#0"]
+  first = records["mpii/005808361.jpg#0"]
   # MPII joint 0 (right ankle, 1-based (804, 711)) is H36M joint 3 (RFoot).
   expected = image_records.apply_affine(first["crop"], np.array([804.0 - 0.5, 711.0 - 0.5]))
   # atol: float32 rounding of the same affine map, ~3e-5 px as measured on LSP-extended.
