@@ -1,0 +1,160 @@
+"""Random looks for the mannequin: clothing and skin colours, light, cloth patterns, and a
+procedural background of gradients, wave noise and clutter shapes.
+
+One `Appearance` is drawn per sequence (`sample_appearance(fold_in(key, sequence))`) so
+a video stays coherent. The background is a function of the normalised image
+coordinates (x - c) / f, i.e. of the ray direction, so it stays put behind a moving
+person as a static camera's background does, whatever crop is rendered. Clutter colours
+are drawn from the same distributions as the person's, so colour alone does not
+separate person from background.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+# Garment slots of `Appearance.colours`.
+TOP, BOTTOM, SKIN, HAIR, SHOES = range(5)
+NUM_WAVES = 6  # sinusoids per colour channel of the background noise.
+NUM_SHAPES = 24  # clutter shapes in the background.
+DISC, RECTANGLE, STRIPED, BAND = range(4)  # clutter kinds.
+# Where the clutter lies, in normalised image coordinates: Human3.6M's images span about
+# +-0.45 (1000 px over a 1145 px focal length); a little more covers the crop margins.
+SCENE_HALF_WIDTH = 0.75
+
+_SKIN_LIGHT = jnp.array([0.96, 0.80, 0.69])
+_SKIN_DARK = jnp.array([0.30, 0.19, 0.13])
+_HAIR = jnp.array([[0.05, 0.04, 0.03], [0.25, 0.15, 0.08], [0.55, 0.40, 0.20],
+                   [0.85, 0.75, 0.50], [0.50, 0.50, 0.50]])
+
+
+class Appearance(NamedTuple):
+  """How one sequence looks (a pytree: vmap `sample_appearance` over keys for a batch)."""
+
+  colours: jnp.ndarray  # (5, 3) RGB in [0, 1]: top, bottom, skin, hair, shoes
+  long_sleeves: jnp.ndarray  # () 1.0: forearms wear the top's colour, 0.0: bare skin
+  shorts: jnp.ndarray  # () 1.0: shins are bare skin
+  girth: jnp.ndarray  # () multiplies every body radius (build)
+  light: jnp.ndarray  # (3,) unit vector towards the light, camera frame
+  ambient: jnp.ndarray  # () share of ambient light in [0, 1]
+  cloth_pattern: jnp.ndarray  # (2, 4) top/bottom: stripe freq (1/mm), check freq, amp, phase
+  background: jnp.ndarray  # (2, 3) gradient end colours
+  gradient: jnp.ndarray  # (3,) gradient direction x, y (normalised coords) and offset
+  waves: jnp.ndarray  # (3, NUM_WAVES, 4) per channel: kx, ky (cycles/unit), phase, amplitude
+  shape_kind: jnp.ndarray  # (NUM_SHAPES,) int32, DISC / RECTANGLE / STRIPED / BAND
+  shape_centre: jnp.ndarray  # (NUM_SHAPES, 2) normalised image coordinates
+  shape_size: jnp.ndarray  # (NUM_SHAPES, 2) half extents, normalised units
+  shape_angle: jnp.ndarray  # (NUM_SHAPES,) radians
+  shape_colour: jnp.ndarray  # (NUM_SHAPES, 3)
+
+
+def _hsv_to_rgb(hsv):
+  """(..., 3) HSV in [0, 1] -> (..., 3) RGB."""
+  h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+  k = jnp.mod(jnp.array([5.0, 3.0, 1.0]) + h[..., None] * 6.0, 6.0)
+  return v[..., None] - v[..., None] * s[..., None] * jnp.clip(
+      jnp.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+def _clothing_colours(key, shape):
+  """Garment-like colours: any hue, from greys to saturated, dark to light."""
+  kh, ks, kv = jax.random.split(key, 3)
+  hsv = jnp.stack([jax.random.uniform(kh, shape), jax.random.uniform(ks, shape) ** 1.5 * 0.9,
+                   jax.random.uniform(kv, shape, minval=0.12, maxval=0.95)], axis=-1)
+  return _hsv_to_rgb(hsv)
+
+
+def _skin_colours(key, shape):
+  kt, kj = jax.random.split(key)
+  tone = jax.random.uniform(kt, shape + (1,))
+  jitter = jax.random.uniform(kj, shape + (3,), minval=-0.04, maxval=0.04)
+  return jnp.clip(_SKIN_LIGHT + tone * (_SKIN_DARK - _SKIN_LIGHT) + jitter, 0.0, 1.0)
+
+
+def sample_appearance(key) -> Appearance:
+  """A random look for one sequence; deterministic given the key."""
+  keys = iter(jax.random.split(key, 32))
+  clothes = _clothing_colours(next(keys), (3,))  # top, bottom, shoes
+  skin = _skin_colours(next(keys), ())
+  hair = _HAIR[jax.random.randint(next(keys), (), 0, _HAIR.shape[0])]
+  colours = jnp.stack([clothes[0], clothes[1], skin, hair, clothes[2] * 0.6])
+  # Light from the camera's side of the scene, anywhere within ~70 degrees of the view axis.
+  light = jax.random.normal(next(keys), (3,)) * jnp.array([1.0, 1.0, 0.0])
+  light = light / (jnp.linalg.norm(light) + 1e-6) * jax.random.uniform(next(keys), (), maxval=2.5)
+  light = jnp.concatenate([light[:2], -jnp.ones(1)])
+  light = light / jnp.linalg.norm(light)
+  pattern_amp = jax.random.uniform(next(keys), (2, 2), maxval=0.25) * (
+      jax.random.uniform(next(keys), (2, 2)) < 0.5)
+  cloth_pattern = jnp.concatenate([
+      jax.random.uniform(next(keys), (2, 2), minval=1 / 120.0, maxval=1 / 25.0),
+      jnp.max(pattern_amp, axis=1, keepdims=True),
+      jax.random.uniform(next(keys), (2, 1), maxval=2 * jnp.pi)], axis=1)
+  cloth_pattern = cloth_pattern.at[:, 1].multiply(pattern_amp[:, 1] > pattern_amp[:, 0])
+
+  # Background: colours from the person's own distributions (clothes and skin) half the time.
+  def person_like(k, shape):
+    kc, ks, kp, kj = jax.random.split(k, 4)
+    own = colours[jax.random.choice(kp, jnp.array([TOP, BOTTOM, SKIN, SKIN]), shape)]
+    own = jnp.clip(own + jax.random.uniform(kj, shape + (3,), minval=-0.08, maxval=0.08), 0, 1)
+    mixed = jnp.where(jax.random.uniform(ks, shape + (1,)) < 0.5,
+                      _skin_colours(kc, shape), _clothing_colours(kc, shape))
+    return jnp.where(jax.random.uniform(kj, shape + (1,)) < 0.45, own, mixed)
+
+  background = person_like(next(keys), (2,))
+  angle = jax.random.uniform(next(keys), (), maxval=2 * jnp.pi)
+  steepness = jax.random.uniform(next(keys), (), minval=0.3, maxval=1.5)
+  gradient = jnp.stack([steepness * jnp.cos(angle), steepness * jnp.sin(angle), 0.5])
+  freq = jax.random.uniform(next(keys), (3, NUM_WAVES), minval=1.0, maxval=30.0)
+  direction = jax.random.uniform(next(keys), (3, NUM_WAVES), maxval=2 * jnp.pi)
+  waves = jnp.stack([
+      freq * jnp.cos(direction), freq * jnp.sin(direction),
+      jax.random.uniform(next(keys), (3, NUM_WAVES), maxval=2 * jnp.pi),
+      jax.random.uniform(next(keys), (3, NUM_WAVES), maxval=0.12) / jnp.sqrt(freq / 4.0)],
+      axis=-1)
+  size = jax.random.uniform(next(keys), (NUM_SHAPES, 2), minval=0.01, maxval=0.12) * (
+      1.0 + 2.0 * (jax.random.uniform(next(keys), (NUM_SHAPES, 1)) < 0.2))
+  return Appearance(
+      colours=colours,
+      long_sleeves=(jax.random.uniform(next(keys)) < 0.5).astype(jnp.float32),
+      shorts=(jax.random.uniform(next(keys)) < 0.25).astype(jnp.float32),
+      girth=jax.random.uniform(next(keys), (), minval=0.85, maxval=1.2),
+      light=light,
+      ambient=jax.random.uniform(next(keys), (), minval=0.25, maxval=0.6),
+      cloth_pattern=cloth_pattern,
+      background=background,
+      gradient=gradient,
+      waves=waves,
+      shape_kind=jax.random.randint(next(keys), (NUM_SHAPES,), 0, 4),
+      shape_centre=jax.random.uniform(next(keys), (NUM_SHAPES, 2), minval=-SCENE_HALF_WIDTH,
+                                      maxval=SCENE_HALF_WIDTH),
+      shape_size=size,
+      shape_angle=jax.random.uniform(next(keys), (NUM_SHAPES,), maxval=jnp.pi),
+      shape_colour=person_like(next(keys), (NUM_SHAPES,)),
+  )
+
+
+def background_image(appearance: Appearance, rays_xy):
+  """(..., 2) normalised image coordinates -> (..., 3) background RGB in [0, 1]."""
+  a = appearance
+  along = rays_xy @ a.gradient[:2] + a.gradient[2]
+  rgb = a.background[0] + jnp.clip(along, 0.0, 1.0)[..., None] * (a.background[1] - a.background[0])
+  phase = (jnp.einsum("...i,cwi->...cw", rays_xy, a.waves[..., :2]) * (2 * jnp.pi)
+           + a.waves[..., 2])
+  rgb = rgb + jnp.sum(a.waves[..., 3] * jnp.sin(phase), axis=-1)
+  for n in range(NUM_SHAPES):  # painter's order: later shapes cover earlier ones.
+    offset = rays_xy - a.shape_centre[n]
+    cos, sin = jnp.cos(a.shape_angle[n]), jnp.sin(a.shape_angle[n])
+    x = (cos * offset[..., 0] + sin * offset[..., 1]) / a.shape_size[n, 0]
+    y = (-sin * offset[..., 0] + cos * offset[..., 1]) / a.shape_size[n, 1]
+    box = (jnp.abs(x) <= 1.0) & (jnp.abs(y) <= 1.0)
+    inside = jnp.select(
+        [a.shape_kind[n] == DISC, a.shape_kind[n] == RECTANGLE, a.shape_kind[n] == STRIPED],
+        [x * x + y * y <= 1.0, box, box & (jnp.sin(4.0 * jnp.pi * y) > 0.0)],
+        jnp.abs(y) <= 0.3)
+    # A soft shading gradient across each shape, so shapes are not flat colour either.
+    shade = 1.0 + 0.15 * jnp.clip(x, -1.0, 1.0)
+    rgb = jnp.where(inside[..., None], a.shape_colour[n] * shade[..., None], rgb)
+  return jnp.clip(rgb, 0.0, 1.0)
