@@ -80,7 +80,7 @@ def skin(model: BodyModel, pose, betas):
 
   Returns:
     vertices (V, 3) and posed joints (K, 3), metres, in the model's frame (no
-    translation: the root joint lands at its rest position rotated about itself).
+    translation: the root joint stays at its rest position, rotated about itself).
   """
   num_k = model.num_joints
   dtype = _compute_dtype(pose, betas, model.v_template)
@@ -100,13 +100,14 @@ def skin(model: BodyModel, pose, betas):
       "vcb,b->vc", shapedirs, betas, preferred_element_type=dtype)
   rest_joints = jnp.einsum("kv,vc->kc", model.j_regressor, v_shaped,
                            preferred_element_type=dtype)
+  posedirs, weights = model.posedirs, model.weights
 
   # Eq. 1 (pose correctives): the feature is (R_k - I) for every joint below the root.
   rotations = rodrigues(pose)
   v_posed = v_shaped
-  if model.posedirs.shape[-1]:
+  if posedirs.shape[-1]:
     feature = (rotations[1:] - jnp.eye(3, dtype=dtype)).reshape(-1)
-    v_posed = v_posed + jnp.einsum("vcp,p->vc", model.posedirs, feature,
+    v_posed = v_posed + jnp.einsum("vcp,p->vc", posedirs, feature,
                                    preferred_element_type=dtype)
 
   # Eq. 4: world transforms along the tree, G_k = G_parent(k) [R_k | J_k - J_parent(k)].
@@ -122,10 +123,41 @@ def skin(model: BodyModel, pose, betas):
   # Skinning transforms move rest-pose points: x -> G_R (x - J_rest) + G_t.
   skin_t = world_t - jnp.einsum("kij,kj->ki", world_r, rest_joints)
   transforms = jnp.concatenate([world_r, skin_t[..., None]], axis=-1).reshape(num_k, 12)
-  blended = jnp.einsum("vk,kd->vd", model.weights, transforms,
+  blended = jnp.einsum("vk,kd->vd", weights, transforms,
                        preferred_element_type=dtype).reshape(-1, 3, 4)
   vertices = jnp.einsum("vij,vj->vi", blended[..., :3], v_posed) + blended[..., 3]
   return vertices, world_t
+
+
+def axis_angle_from_matrix(rotation):
+  """(..., 3, 3) rotation matrices -> (..., 3) axis-angle vectors, angles in [0, pi].
+
+  Goes through the quaternion (Shepperd's method: build it from the largest of the four
+  diagonal combinations), which stays accurate near 0 and pi where acos of the trace or
+  the skew part alone lose the axis.
+  """
+  r = rotation
+  r00, r11, r22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+  candidates = jnp.stack([
+      jnp.stack([1 + r00 + r11 + r22, r[..., 2, 1] - r[..., 1, 2],
+                 r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]], axis=-1),
+      jnp.stack([r[..., 2, 1] - r[..., 1, 2], 1 + r00 - r11 - r22,
+                 r[..., 0, 1] + r[..., 1, 0], r[..., 0, 2] + r[..., 2, 0]], axis=-1),
+      jnp.stack([r[..., 0, 2] - r[..., 2, 0], r[..., 0, 1] + r[..., 1, 0],
+                 1 - r00 + r11 - r22, r[..., 1, 2] + r[..., 2, 1]], axis=-1),
+      jnp.stack([r[..., 1, 0] - r[..., 0, 1], r[..., 0, 2] + r[..., 2, 0],
+                 r[..., 1, 2] + r[..., 2, 1], 1 - r00 - r11 + r22], axis=-1),
+  ], axis=-2)  # (..., 4 candidates, wxyz), candidate i has 4 q_i^2 at position i.
+  best = jnp.argmax(jnp.stack([1 + r00 + r11 + r22, 1 + r00 - r11 - r22,
+                               1 - r00 + r11 - r22, 1 - r00 - r11 + r22], axis=-1), axis=-1)
+  q = jnp.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
+  q = q / jnp.linalg.norm(q, axis=-1, keepdims=True)
+  q = jnp.where(q[..., :1] < 0, -q, q)
+  sin_half = jnp.linalg.norm(q[..., 1:], axis=-1)
+  angle = 2.0 * jnp.arctan2(sin_half, q[..., 0])
+  # angle / sin(angle / 2) -> 2 as the angle -> 0.
+  scale = jnp.where(sin_half < 1e-7, 2.0, angle / jnp.where(sin_half < 1e-7, 1.0, sin_half))
+  return q[..., 1:] * scale[..., None]
 
 
 # vmap of `skin` over a leading batch axis of pose and betas: (N, K, 3), (N, B).
