@@ -60,19 +60,26 @@ class BodyModelError(ValueError):
     self.source = source
 
 
-def check(model: BodyModel, source: str = "") -> BodyModel:
+def check(model: BodyModel, source: str = "",
+          file_fields: dict[str, str] | None = None) -> BodyModel:
   """Validates shapes, the kinematic tree and finiteness; returns the model unchanged.
 
-  `source` (a file path, say) prefixes every error so the user knows what to fix.
+  `source` (a file path, say) prefixes every error, and `file_fields` renames fields
+  to the names the file uses (e.g. {"faces": "f"}), so the user knows what to fix.
   """
   source = source or model.name or "body model"
+  file_fields = file_fields or {}
+
+  def named(field):
+    return file_fields.get(field, field)
+
   v = np.shape(model.v_template)
   if len(v) != 2 or v[1] != 3 or v[0] == 0:
     raise BodyModelError(source, f"field 'v_template' has shape {v}, expected (V, 3)")
   num_v, num_k = v[0], len(model.parents)
   parents = model.parents
   if num_k == 0 or parents[0] != -1 or any(not 0 <= p < k for k, p in enumerate(parents) if k):
-    raise BodyModelError(source, "field 'parents' must start with -1 and list each joint's "
+    raise BodyModelError(source, f"field '{named('parents')}' must start with -1 and list each joint's "
                          f"parent before the joint (got {tuple(parents)[:30]})")
   expected = {
       "shapedirs": (num_v, 3, None),
@@ -87,14 +94,14 @@ def check(model: BodyModel, source: str = "") -> BodyModel:
     got = np.shape(getattr(model, field))
     if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
       shown = tuple("*" if w is None else w for w in want)
-      raise BodyModelError(source, f"field '{field}' has shape {got}, expected {shown}")
+      raise BodyModelError(source, f"field '{named(field)}' has shape {got}, expected {shown}")
     if field != "faces" and not np.all(np.isfinite(np.asarray(getattr(model, field)))):
-      raise BodyModelError(source, f"field '{field}' contains NaN or infinite values")
+      raise BodyModelError(source, f"field '{named(field)}' contains NaN or infinite values")
   num_pose = np.shape(model.posedirs)[-1]
   if num_pose not in (0, 9 * (num_k - 1)):
-    raise BodyModelError(source, f"field 'posedirs' has {num_pose} pose columns, expected "
+    raise BodyModelError(source, f"field '{named('posedirs')}' has {num_pose} pose columns, expected "
                          f"9 * (K - 1) = {9 * (num_k - 1)} or 0 (no pose blend shapes)")
   faces = np.asarray(model.faces)
   if faces.size and (faces.min() < 0 or faces.max() >= num_v):
-    raise BodyModelError(source, f"field 'faces' indexes vertices outside [0, {num_v})")
+    raise BodyModelError(source, f"field '{named('faces')}' indexes vertices outside [0, {num_v})")
   return model

@@ -39,6 +39,8 @@ JOINT_NAMES = (
     "left_wrist", "right_wrist", "left_hand", "right_hand",
 )
 
+# BodyModel fields under their SMPL file names, for error messages.
+_FILE_FIELDS = {"j_regressor": "J_regressor", "faces": "f", "parents": "kintree_table"}
 _REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table",
              "f")
 
@@ -114,7 +116,7 @@ def from_fields(fields: dict, source: str, *, h36m_regressor=None, lsp_regressor
       h36m_regressor=jnp.asarray(np.asarray(h36m_regressor, np.float32)),
       lsp_regressor=jnp.asarray(np.asarray(lsp_regressor, np.float32)),
       parents=parents, name=name)
-  return body_model.check(model, source)
+  return body_model.check(model, source, _FILE_FIELDS)
 
 
 def parents_from_kintree(kintree_table, source: str = "") -> tuple[int, ...]:
