@@ -55,10 +55,11 @@ def synthetic_train(tfds_dir):
 
 @pytest.fixture(scope="session")
 def h36m_subset_dir(h36m_dir, tmp_path_factory) -> str:
-  """A manual_dir holding S9 and S11, two actions each, linked from the real data."""
+  """A manual_dir holding every subject with two actions (Walking and Directions, both
+  trials), linked from the real data: 7 subjects x 4 sequences x 4 cameras."""
   root = tmp_path_factory.mktemp("h36m_subset")
   os.symlink(os.path.join(h36m_dir, "cameras.h5"), root / "cameras.h5")
-  for subject in ("S9", "S11"):
+  for subject in ("S1", "S5", "S6", "S7", "S8", "S9", "S11"):
     for sub in ("MyPoses/3D_positions", "StackedHourglass"):
       os.makedirs(root / subject / sub)
       for name in sorted(os.listdir(os.path.join(h36m_dir, subject, sub))):

@@ -19,8 +19,9 @@ def subset_builder(h36m_subset_dir, tmp_path_factory):
 
 def test_subset_counts_and_shapes(subset_builder):
   info = subset_builder.info
-  # S9 and S11 each hold Walking, Walking 1, Directions, Directions 1; x 4 cameras.
-  assert set(info.splits) == {"test"}
+  # Every subject holds two Walking and two Directions trials; x 4 cameras.
+  assert set(info.splits) == {"train", "test"}
+  assert info.splits["train"].num_examples == 5 * 4 * 4
   assert info.splits["test"].num_examples == 2 * 4 * 4
   source = subset_builder.as_data_source(split="test")
   keys = set()
@@ -63,6 +64,32 @@ def test_s9_walking_record_matches_the_source_file(subset_builder, h36m_dir):
 def _copy_subset(src, dst):
   shutil.copytree(src, dst, symlinks=False)
   return str(dst)
+
+
+def _link_subset(src, dst):
+  shutil.copytree(src, dst, symlinks=True)  # new folders, the same linked files
+  return str(dst)
+
+
+def test_missing_subject_folder_is_an_error(h36m_subset_dir, tmp_path):
+  manual = _link_subset(h36m_subset_dir, tmp_path / "manual")
+  shutil.rmtree(os.path.join(manual, "S6"))
+  with pytest.raises(h36m_files.H36mFileError, match=r"manual/S6: subject folder not found"):
+    datasets.prepare("h36m", str(tmp_path / "out"), manual)
+  assert not datasets.is_built("h36m", str(tmp_path / "out"))
+
+
+def test_missing_files_other_than_the_releases_gaps_are_errors(h36m_subset_dir, tmp_path):
+  manual = _link_subset(h36m_subset_dir, tmp_path / "manual")
+  os.remove(os.path.join(manual, "S1", "MyPoses", "3D_positions", "Walking 1.h5"))
+  with pytest.raises(h36m_files.H36mFileError, match=r"S1/MyPoses/3D_positions/Walking 1.h5: "
+                                                     r"3D pose file not found"):
+    datasets.prepare("h36m", str(tmp_path / "out"), manual)
+  manual = _link_subset(h36m_subset_dir, tmp_path / "manual2")
+  os.remove(os.path.join(manual, "S8", "StackedHourglass", "Walking.55011271.h5"))
+  with pytest.raises(h36m_files.H36mFileError, match=r"S8/StackedHourglass/Walking.55011271.h5: "
+                                                     r"detection file not found"):
+    datasets.prepare("h36m", str(tmp_path / "out2"), manual)
 
 
 def test_truncated_h5_names_the_file(h36m_subset_dir, tmp_path):

@@ -1,9 +1,11 @@
 """Human3.6M as tfds array_record: one record per (subject, action, camera) sequence.
 
 Reads the Martinez et al. 2017 layout from `manual_dir` (see MANUAL_DOWNLOAD_INSTRUCTIONS).
-Source files that a release lacks are skipped, logged, and listed in the dataset's
-metadata (`missing_files`, `missing_detections`); a corrupt or misshapen file stops the
-build with an error that names it.
+Every subject folder and every sequence's files must be there, except the six files that
+the public release lacks (`h36m_files.KNOWN_ABSENT_*`): those are skipped, logged, and
+listed in the dataset's metadata (`missing_files`, `missing_detections`). Anything else
+missing, corrupt or misshapen stops the build with an error that names it, so an
+incomplete folder is never cached as a finished dataset.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     cameras = h36m_files.read_cameras(os.path.join(root, "cameras.h5"))
     plan, missing_files, missing_detections = self._plan(root)
     for path in missing_files:
-      logging.warning("h36m: source file missing, sequence skipped: %s", path)
+      logging.warning("h36m: 3D file absent from the public release, sequence skipped: %s",
+                      path)
     for path in missing_detections:
-      logging.warning("h36m: detection file missing, pose_2d_sh is NaN: %s", path)
+      logging.warning("h36m: detection file absent from the public release, pose_2d_sh is "
+                      "NaN: %s", path)
     self.info.metadata["missing_files"] = missing_files
     self.info.metadata["missing_detections"] = missing_detections
     splits = {}
@@ -62,21 +66,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return splits
 
   def _plan(self, root: str):
-    """Lists the (subject, action) pairs to build and the source files that are absent."""
+    """Lists the (subject, action) pairs to build and the known-absent source files."""
     plan, missing_files, missing_detections = [], [], []
     for subject in h36m_files.SUBJECTS:
-      if not os.path.isdir(os.path.join(root, f"S{subject}")):
-        missing_files.append(os.path.join(root, f"S{subject}"))
-        continue
+      folder = os.path.join(root, f"S{subject}")
+      if not os.path.isdir(folder):
+        raise h36m_files.H36mFileError(
+            folder, "subject folder not found; Human3.6M needs all of "
+            + ", ".join(f"S{s}" for s in h36m_files.SUBJECTS))
       for action in h36m_files.sequence_names(root, subject):
         path = h36m_files.positions_path(root, subject, action)
         if not os.path.exists(path):
+          if (subject, action) not in h36m_files.KNOWN_ABSENT_POSITIONS:
+            raise h36m_files.H36mFileError(path, "3D pose file not found (its detections "
+                                           "are there, so the sequence exists)")
           missing_files.append(path)
           continue
         plan.append((subject, action))
         for camera_id in h36m_files.CAMERA_IDS:
           det = h36m_files.detections_path(root, subject, action, camera_id)
           if not os.path.exists(det):
+            if (subject, action, camera_id) not in h36m_files.KNOWN_ABSENT_DETECTIONS:
+              raise h36m_files.H36mFileError(det, "detection file not found")
             missing_detections.append(det)
     return plan, missing_files, missing_detections
 
