@@ -93,6 +93,65 @@ def _torch_models(torch):
   return Martinez, TemporalModelOptimized1f
 
 
+def _torch_integral_net(torch, depth: int = 50, joints: int = 17, bins: int = 64):
+  """Sun et al.'s integral pose net in PyTorch, as jpose.models.integral builds it: a
+  torchvision ResNet without avgpool/fc, three ConvTranspose2d(4, stride 2, padding 1,
+  256, no bias) + BN + ReLU, a 1x1 conv to J * d; (B, 3, S, S) -> (B, J, d, S/4, S/4)."""
+  import torchvision  # pylint: disable=g-import-not-at-top
+  nn = torch.nn
+  backbone = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+  layers = [backbone.conv1, backbone.bn1, backbone.relu, backbone.maxpool, backbone.layer1,
+            backbone.layer2, backbone.layer3, backbone.layer4]
+  channels = backbone.fc.in_features
+  for _ in range(3):
+    layers += [nn.ConvTranspose2d(channels, 256, 4, stride=2, padding=1, bias=False),
+               nn.BatchNorm2d(256), nn.ReLU(inplace=True)]
+    channels = 256
+  layers.append(nn.Conv2d(256, joints * bins, 1))
+  net = nn.Sequential(*layers)
+
+  def forward(images):
+    out = net(images)
+    return out.reshape(out.shape[0], joints, bins, out.shape[-2], out.shape[-1])
+  return net, forward
+
+
+def torch_integral_step_time(batch_size: int, steps: int, depth: int = 50, crop: int = 256,
+                             joints: int = 17, bins: int = 64) -> float:
+  """Median seconds per eager PyTorch train step of the integral net: forward, softmax
+  over each joint's volume, separable soft-argmax, Sun et al.'s L1, backward, Adam."""
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  net, forward = _torch_integral_net(torch, depth, joints, bins)
+  net.train()
+  optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+  images = torch.rand(batch_size, 3, crop, crop)
+  target = torch.rand(batch_size, joints, 3) - 0.5
+
+  def soft_argmax(volumes):  # (B, J, d, h, w) -> (B, J, 3) in [-0.5, 0.5]
+    b, j, d, h, w = volumes.shape
+    p = torch.softmax(volumes.reshape(b, j, -1), dim=-1).reshape(b, j, d, h, w)
+    coords = [(p.sum(dim=dims) * (torch.arange(n) + 0.5)).sum(-1) / n - 0.5
+              for dims, n in (((2, 3), w), ((2, 4), h), ((3, 4), d))]
+    return torch.stack(coords, dim=-1)
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    loss = (soft_argmax(forward(images)) - target).abs().sum() / batch_size
+    loss.backward()
+    optimizer.step()
+    return loss
+
+  for _ in range(2):
+    step()
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    step().item()
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
 def torch_step_time(model_name: str, batch_size: int, steps: int) -> float:
   """Median seconds per eager PyTorch train step."""
   import torch  # pylint: disable=g-import-not-at-top
