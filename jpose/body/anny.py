@@ -169,11 +169,14 @@ def _parse_target(raw: bytes, path: str, name: str, num_vertices: int) -> np.nda
   except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
     raise AnnyWheelError(path, f"member '{name}' is not a gzipped text file ({e})") from None
   num_lines = text.count("\n") + 1 if text else 0
-  with warnings.catch_warnings():
-    # fromstring is several times faster than float() per token; a bad token only warns
-    # and ends the parse, which the count check below catches.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    values = np.fromstring(text, dtype=np.float64, sep=" ") if text else np.zeros(0)
+  try:
+    with warnings.catch_warnings():
+      # fromstring is several times faster than float() per token. On a bad token, numpy
+      # raises or (older versions) warns and stops: the count check catches the latter.
+      warnings.simplefilter("ignore", DeprecationWarning)
+      values = np.fromstring(text, dtype=np.float64, sep=" ") if text else np.zeros(0)
+  except ValueError:
+    values = np.zeros(0)
   if values.size != 4 * num_lines:
     raise AnnyWheelError(path, f"member '{name}' is not 'index dx dy dz' lines")
   values = values.reshape(-1, 4)
