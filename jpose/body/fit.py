@@ -4,7 +4,7 @@
 targets are divided by 1000 and results come back in mm); `fit_2d` fits pixel keypoints
 seen by a pinhole camera. Both run optax Adam for `FitConfig.steps` steps inside one
 jitted `lax.scan`; the per-frame loss is written for one frame and vmapped. The first
-`orient_steps` steps move only the global orientation (and translation), from an
+`orient_fraction` of the steps move only the global orientation (and translation), from an
 initialisation that aligns the rest body's torso to the target (Procrustes in 3D;
 upright, facing the camera at the depth its torso size implies in 2D), as SMPLify does.
 
@@ -42,7 +42,8 @@ class FitConfig:
   """Optimisation settings and loss weights (loss terms are per frame, summed)."""
 
   steps: int = 300  # Adam steps in all.
-  orient_steps: int = 60  # of which the first move only orientation and translation.
+  orient_fraction: float = 0.2  # of which this first part moves only the global
+  # orientation and translation (SMPLify's first stage).
   learning_rate: float = 0.05  # rad for angles, metres for translation, units for betas.
   joint_sigma_m: float = 0.02  # 3D: a joint this far off costs 1.
   pixel_sigma: float = 10.0  # 2D: a keypoint this many pixels off costs 1.
@@ -291,7 +292,7 @@ def _adam(frame_loss, params, frame_inputs, config: FitConfig, fit_translation: 
   def step(carry, index):
     p, state = carry
     loss, grads = jax.value_and_grad(total)(p)
-    first_stage = index < config.orient_steps
+    first_stage = index < int(config.orient_fraction * config.steps)
     grads = {
         "pose": grads["pose"] * jnp.where(first_stage, root_only, 1.0),
         "betas": grads["betas"] * jnp.where(first_stage | (not config.fit_betas), 0.0, 1.0),

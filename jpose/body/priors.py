@@ -2,8 +2,8 @@
 
 No learned mixture prior (SMPLify's GMM file) is available here, so the pose prior is
   - bend limits: a squared hinge on joint angles that bend the wrong way (SMPLify's
-    elbow/knee signs: on the 1,000 real SMPL fits of LSP, no elbow and 0.8% of knees
-    violate them), plus an L2 pull towards the rest pose on every joint but the root;
+    elbow/knee signs: of the 1,000 real SMPL fits of LSP, no elbow and the knees of
+    10 images violate them), plus an L2 pull towards the rest pose on every joint but the root;
   - optionally a Gaussian over the body joints' axis-angles fitted to a pose library
     (e.g. those LSP fits), whose negative log-likelihood is the Mahalanobis distance.
 The shape prior is L2 on betas (SMPL's betas are PCA coefficients with unit variance).
