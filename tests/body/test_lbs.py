@@ -166,3 +166,18 @@ def test_regress_layouts(smpl_model):
                              smpl_model.j_regressor @ vertices, atol=1e-6)
   with pytest.raises(ValueError, match="coco"):
     lbs.regress(smpl_model, vertices, "coco")
+
+
+def test_axis_angle_from_matrix_inverts_rodrigues():
+  rng = np.random.default_rng(3)
+  axes = rng.normal(size=(40, 3))
+  axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+  angles = np.concatenate([[0.0, 1e-6, 1e-3], rng.uniform(0, np.pi, 31),
+                           np.pi - np.array([1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 0.0])])
+  matrices = np.stack([_rotation_numpy(a * t) for a, t in zip(axes, angles)])
+  got = np.asarray(jax.jit(lbs.axis_angle_from_matrix)(jnp.asarray(matrices, jnp.float32)))
+  # Measured max 3.1e-7 rad on the angles, 2.2e-7 on the matrices (compared as
+  # matrices: at pi, r and -r are the same rotation), both float32 rounding.
+  np.testing.assert_allclose(np.linalg.norm(got, axis=1), angles, atol=3e-6)
+  back = np.stack([_rotation_numpy(r) for r in got.astype(np.float64)])
+  np.testing.assert_allclose(back, matrices, atol=3e-6)
