@@ -715,6 +715,7 @@ def _write_cache(path: str, model: body_model.BodyModel, stats: dict, key: dict)
                key=json.dumps(key, sort_keys=True), stats=json.dumps(stats))
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as any file.
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
