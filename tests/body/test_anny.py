@@ -376,3 +376,25 @@ def test_lsp_fits_on_anny_match_the_annotated_images(model, lsp_poses, real_data
   assert np.median(error) < 0.15, np.median(error)
   assert np.percentile(error, 90) < 0.25, np.percentile(error, 90)
   assert np.median(swapped) > 0.3, np.median(swapped)
+
+
+def test_h36m_regressor_follows_posed_joints(model, lsp_poses):
+  """The Human3.6M limb landmarks are the rig's joints: regressed from posed skin they
+  stay near the joints `skin` returns (exact at rest; LBS thins the skin around bent
+  shoulders, so the shoulders drift most)."""
+  num = len(lsp_poses)
+  vertices, joints = lbs.skin_batch(model, jnp.asarray(lsp_poses), jnp.zeros((num, 10)))
+  h36m = np.asarray(lbs.regress(model, vertices, "h36m"))
+  # H36M-17 index -> SMPL joint: hips, knees, ankles, shoulders, elbows, wrists.
+  same = {4: L_HIP, 5: L_KNEE, 6: L_ANKLE, 1: R_HIP, 2: R_KNEE, 3: R_ANKLE,
+          11: L_SHOULDER, 12: L_ELBOW, 13: L_WRIST, 14: R_SHOULDER, 15: R_ELBOW, 16: R_WRIST}
+  error_mm = np.stack([np.linalg.norm(h36m[:, h] - np.asarray(joints)[:, k], axis=-1)
+                       for h, k in same.items()], axis=1) * 1e3
+  # Measured over 200 LSP fits: per-joint medians <= 6.1 mm, max 44 mm (a shoulder).
+  assert np.median(error_mm, axis=0).max() < 15.0, np.median(error_mm, axis=0)
+  assert error_mm.max() < 60.0, error_mm.max()
+  rest_v, rest_j = lbs.skin(model, jnp.zeros((24, 3)), jnp.zeros(10))
+  rest = np.asarray(lbs.regress(model, rest_v, "h36m"))[list(same)]
+  # At rest both regressors were fitted to the same joints from the same candidate
+  # vertices: measured equal to 1e-4 mm; bound 0.1 mm.
+  np.testing.assert_allclose(rest, np.asarray(rest_j)[list(same.values())], atol=1e-4)
