@@ -86,6 +86,15 @@ def test_converted_model_skins(model):
   chex.assert_shape(model.shapedirs, (13380, 3, 10))
   chex.assert_shape(model.faces, (26756, 3))
   np.testing.assert_allclose(np.asarray(model.weights).sum(1), 1.0, atol=1e-5)
+  # A closed surface (every edge shared by two triangles), wound outward: its signed
+  # volume is the body's. Measured 0.052 m^3 for the 1.56 m mean body (52 kg at the
+  # density of water, BMI 21).
+  faces = np.asarray(model.faces)
+  edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1)
+  assert set(np.unique(edges, axis=0, return_counts=True)[1]) == {2}
+  v = np.asarray(model.v_template, np.float64)[faces]
+  volume = np.sum(v[:, 0] * np.cross(v[:, 1], v[:, 2])) / 6
+  assert 0.045 < volume < 0.06, volume
   for regressor in (model.j_regressor, model.h36m_regressor, model.lsp_regressor):
     np.testing.assert_allclose(np.asarray(regressor).sum(1), 1.0, atol=1e-5)
     assert np.asarray(regressor).min() >= 0.0
