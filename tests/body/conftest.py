@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import struct
 import sys
 import types
 
@@ -137,10 +138,41 @@ def _legacy_csc_class():
   return type("csc_matrix", (), {"__module__": "scipy.sparse.csc", "__init__": init})
 
 
+class _Python2Pickler(pickle._Pickler):  # the pure-Python pickler lets opcodes be chosen.
+  """Writes what Python 2's pickle wrote: every str and bytes as a byte string
+  (SHORT_BINSTRING / BINSTRING, which Python 3 reads back through `encoding`), and
+  numpy's functions under their Python 2 era module `numpy.core`."""
+
+  dispatch = dict(pickle._Pickler.dispatch)
+
+  def save_byte_string(self, obj):
+    data = obj.encode("latin1") if isinstance(obj, str) else obj
+    if len(data) < 256:
+      self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+    else:
+      self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+    self.memoize(obj)
+
+  dispatch[str] = save_byte_string
+  dispatch[bytes] = save_byte_string
+
+  def save_global(self, obj, name=None):
+    module = getattr(obj, "__module__", "")
+    if module.startswith("numpy._core"):
+      name = name or obj.__qualname__
+      self.write(pickle.GLOBAL + f"numpy.core{module[len('numpy._core'):]}\n{name}\n".encode())
+      self.memoize(obj)
+    else:
+      super().save_global(obj, name)
+
+  dispatch[type] = save_global
+
+
 def write_chumpy_pkl(fields: dict, path: str, sparse: str = "legacy") -> str:
-  """Writes `fields` as an official SMPL pickle: protocol 2 (Python 2's highest, which
-  SMPL's save_model used), chumpy arrays for v_template/shapedirs/weights/J, a csc
-  J_regressor (legacy stand-in, or a real scipy matrix with sparse="scipy")."""
+  """Writes `fields` as an official SMPL pickle: Python 2 byte strings, protocol 2 (the
+  highest Python 2 had, which SMPL's save_model used), chumpy arrays for
+  v_template/shapedirs/weights/J, a csc J_regressor (legacy stand-in, or a real scipy
+  matrix with sparse="scipy")."""
   ch_cls, csc_cls = _ch_class(), _legacy_csc_class()
   chumpy_pkg = types.ModuleType("chumpy")
   chumpy_ch = types.ModuleType("chumpy.ch")
@@ -161,7 +193,7 @@ def write_chumpy_pkl(fields: dict, path: str, sparse: str = "legacy") -> str:
     out["J_regressor"] = scipy.sparse.csc_matrix(fields["J_regressor"])
   with _stand_in_modules(modules):
     with open(path, "wb") as f:
-      pickle.dump(out, f, protocol=2)
+      _Python2Pickler(f, protocol=2).dump(out)
   return path
 
 

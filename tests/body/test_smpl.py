@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import pickletools
 import sys
 
 import numpy as np
@@ -48,7 +49,10 @@ def test_chumpy_pickle_loads_without_chumpy(smpl_pkl_path, smpl_fields):
   assert importlib.util.find_spec("chumpy") is None  # the point of the test.
   with open(smpl_pkl_path, "rb") as f:
     raw = f.read()
-  assert b"chumpy.ch" in raw and b"scipy.sparse.csc" in raw  # references like the real file
+  # References and strings as in the real (Python 2) files.
+  assert b"chumpy.ch" in raw and b"scipy.sparse.csc" in raw and b"numpy.core.multiarray" in raw
+  opcodes = {op.name for op, _, _ in pickletools.genops(raw)}
+  assert "BINSTRING" in opcodes and not opcodes & {"BINUNICODE", "SHORT_BINUNICODE"}
   model = smpl.load(smpl_pkl_path)
   assert "chumpy" not in sys.modules
   np.testing.assert_allclose(model.v_template, smpl_fields["v_template"], atol=1e-7)
