@@ -43,6 +43,7 @@ JOINT_NAMES = (
 _FILE_FIELDS = {"j_regressor": "J_regressor", "faces": "f", "parents": "kintree_table"}
 _REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table",
              "f")
+_OPTIONAL = ("cocoplus_regressor",)
 
 
 class SmplFileError(body_model.BodyModelError):
@@ -227,7 +228,9 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     raise SmplFileError(path, f"not a readable .npz archive: {e}") from e
   fields = {}
   with archive:
-    for key in archive.files:
+    # Only the fields a BodyModel uses: smplx archives may hold pickled extras
+    # (e.g. a sparse 'J_regressor_prior') that allow_pickle=False cannot read.
+    for key in (k for k in archive.files if k in _REQUIRED + _OPTIONAL):
       try:
         fields[key] = archive[key]
       except ValueError as e:  # object arrays (a pickled sparse matrix) need pickle.

@@ -109,6 +109,20 @@ def test_malformed_fields_name_the_field_and_file(smpl_fields, tmp_path, edit, m
     smpl.load(path)
 
 
+def test_npz_extras_that_need_pickle_are_skipped(smpl_fields, tmp_path):
+  extras = np.empty(1, dtype=object)
+  extras[0] = {"sparse": "prior"}
+  path = tmp_path / "extras.npz"
+  np.savez(path, J_regressor_prior=extras,
+           **{k: v for k, v in smpl_fields.items() if not isinstance(v, str)})
+  assert smpl.load(str(path)).num_vertices == 6890
+  fields = {k: v for k, v in smpl_fields.items() if not isinstance(v, str)}
+  fields["weights"] = extras
+  np.savez(tmp_path / "pickled.npz", **fields)
+  with pytest.raises(smpl.SmplFileError, match="pickled.npz: field 'weights' is a pickled"):
+    smpl.load(str(tmp_path / "pickled.npz"))
+
+
 def test_truncated_and_missing_files(smpl_npz_path, smpl_pkl_path, tmp_path):
   for source in (smpl_npz_path, smpl_pkl_path):
     path = tmp_path / ("cut" + os.path.splitext(source)[1])
