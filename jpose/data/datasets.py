@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 
 from absl import logging
+import jax
+from jax.experimental import multihost_utils
 import tensorflow_datasets as tfds
 
 from tfds_builders.coco_keypoints import coco_keypoints_dataset_builder
@@ -65,7 +68,32 @@ def is_built(name: str, data_dir: str | None = None) -> bool:
 
 def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None,
             overwrite: bool = False) -> tfds.core.GeneratorBasedBuilder:
-  """Builds dataset `name` into data_dir (a no-op if built, unless `overwrite`)."""
+  """Builds dataset `name` into data_dir (a no-op if built, unless `overwrite`).
+
+  With several JAX processes, process 0 builds while the others wait at a barrier (they
+  share data_dir, and simultaneous builds would swap folders under each other's feet).
+  """
+  if jax.process_count() == 1:
+    return _prepare_here(name, data_dir, manual_dir, overwrite)
+  if jax.process_index() == 0:
+    builder = _prepare_here(name, data_dir, manual_dir, overwrite)
+  else:
+    # Poll rather than wait in a collective: a build takes minutes, longer than the
+    # collectives' connection timeout. data_dir must be storage every process sees.
+    waited = 0.0
+    while not is_built(name, data_dir):
+      if waited % 60 == 0:
+        logging.info("process %d: waiting for process 0 to build dataset '%s' in %s",
+                     jax.process_index(), name, data_dir or default_data_dir())
+      time.sleep(2.0)
+      waited += 2.0
+    builder = get_builder(name, data_dir)
+  multihost_utils.sync_global_devices(f"jpose: dataset {name} prepared")
+  return builder
+
+
+def _prepare_here(name: str, data_dir: str | None, manual_dir: str | None,
+                  overwrite: bool) -> tfds.core.GeneratorBasedBuilder:
   data_dir = data_dir or default_data_dir()
   if is_built(name, data_dir) and not overwrite:
     return get_builder(name, data_dir)

@@ -1,9 +1,11 @@
-"""Helper run in subprocesses: 3 train steps of martinez:tiny, saving this process's
-copy of the params to an .npz.
+"""Helper run in subprocesses: 3 train steps of martinez:tiny (with flips), then an
+evaluation whose two process shards hold unequal batch counts; saves this process's copy
+of the params, its first flip mask and the evaluation's errors to an .npz.
 
   python tests/train/_run_distributed.py multi PROCESS_ID PORT TFDS_DIR OUT.npz
       one of 2 processes joined by jax.distributed (gloo on CPU); each reads its own
-      shard of the frames, as `make_dataset` shards by process.
+      shard of the frames, as `make_dataset` shards by process. TFDS_DIR may hold no
+      dataset yet: process 0 builds it while process 1 waits.
   python tests/train/_run_distributed.py single - - TFDS_DIR OUT.npz
       one process whose global batch concatenates the same two shards' batches.
 """
@@ -15,6 +17,7 @@ import numpy as np
 
 import configs
 from jpose.data import pipeline
+from jpose.evaluate import evaluator
 from jpose.train import loop
 from jpose.train import sharding
 
@@ -26,6 +29,7 @@ def main():
   config = configs.load("martinez:tiny")
   config.data.data_dir = tfds_dir
   config.train.batch_size = GLOBAL_BATCH
+  config.data.flip = True
   if mode == "multi":
     config.distributed.initialize = True
     config.distributed.coordinator_address = f"localhost:{port}"
@@ -48,14 +52,24 @@ def main():
     iterators = [pipeline.make_iterator(local)]
   else:
     iterators = [shard(i, 2, GLOBAL_BATCH // 2) for i in range(2)]
+  flips = None
   for _ in range(STEPS):
     parts = [loop.next_batches(it, keys, 1) for it in iterators]
     batch = {k: np.concatenate([p[k] for p in parts], axis=1) for k in keys}
+    flips = batch["flip"][0] if flips is None else flips
     state, metrics = step(state, sharding.to_global(exp.mesh, batch, stacked=True), exp.resident)
+  # An odd number of eval frames with a per-process batch of half of them (rounded
+  # down): process 0's shard needs one batch more than process 1's.
+  stride = next(s for s in range(5, 50) if len(range(0, exp.eval_data.num_frames, s)) % 2)
+  total = len(range(0, exp.eval_data.num_frames, stride))
+  acc = evaluator.evaluate(exp.trainer, state, exp.eval_data, 2 * (total // 2), exp.mesh,
+                           frame_stride=stride, progress=False)
   leaves, _ = jax.tree.flatten_with_path(state.params)
   arrays = {jax.tree_util.keystr(path): np.asarray(leaf.addressable_data(0))
             for path, leaf in leaves}
-  np.savez(out, step=np.asarray(state.step.addressable_data(0)), **arrays)
+  np.savez(out, step=np.asarray(state.step.addressable_data(0)), flips=flips,
+           eval_frames=acc.frame_count(), eval_mpjpe=acc.summary("mpjpe")["frame_wise_mean"],
+           **arrays)
   print(f"process {jax.process_index()} of {jax.process_count()}: "
         f"{jax.device_count()} devices, loss {float(metrics['loss'][0]):.6f}")
 
