@@ -407,3 +407,26 @@ def test_h36m_regressor_follows_posed_joints(model, lsp_poses):
   # At rest both regressors were fitted to the same joints from the same candidate
   # vertices: measured equal to 1e-4 mm; bound 0.1 mm.
   np.testing.assert_allclose(rest, np.asarray(rest_j)[list(same.values())], atol=1e-4)
+
+
+def test_h36m_landmarks_have_human36m_proportions(model, h36m_dir):
+  """ANNY's Human3.6M-17 skeleton (mean shape, rest) against the 7 subjects' own: each
+  bone's share of the skeleton's total length, ANNY's over the subject's."""
+  import glob
+
+  import h5py
+  from jpose.geometry import skeleton
+  vertices, _ = lbs.skin(model, jnp.zeros((24, 3)), jnp.zeros(10))
+  bones = skeleton.bone_lengths(np.asarray(lbs.regress(model, vertices, "h36m")))
+  ratios = []
+  for subject in ("S1", "S5", "S6", "S7", "S8", "S9", "S11"):
+    path = sorted(glob.glob(os.path.join(h36m_dir, subject, "MyPoses", "3D_positions",
+                                         "Walking*.h5")))[0]
+    with h5py.File(path, "r") as f:
+      frames = np.asarray(f["3D_positions"][:, ::50]).T.reshape(-1, 32, 3)
+    theirs = np.median(skeleton.bone_lengths(frames[:, skeleton.H36M_17_FROM_32]), axis=0)
+    ratios.append((bones / bones.sum()) / (theirs / theirs.sum()))
+  ratios = np.array(ratios)
+  # Measured 0.77 (hip width: ANNY's hip joints sit closer together) to 1.39
+  # (Thorax to Neck/Nose); the limbs are within 0.91-1.05.
+  assert 0.7 < ratios.min() and ratios.max() < 1.55, (ratios.min(0), ratios.max(0))
