@@ -183,7 +183,7 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
                                        exp.config.eval.batch_size, exp.mesh, eval_step,
                                        sequence_stride=frame_stride)
   else:
-    acc = evaluator.evaluate(exp.trainer, state, exp.eval_data, exp.stats,
+    acc = evaluator.evaluate(exp.trainer, state, exp.eval_data,
                              exp.config.eval.batch_size, exp.mesh, eval_step,
                              frame_stride=frame_stride)
   step = int(jax.device_get(state.step))
@@ -198,12 +198,12 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
           f"({results['num_frames']} poses, mm):\n{table}\n", flush=True)
     if final:
       paths = report.write(results, workdir)
-      examples = evaluator.sample_predictions(exp.trainer, state, exp.eval_data, exp.stats)
+      examples = evaluator.sample_predictions(exp.trainer, state, exp.eval_data)
       figure = plots.figure_2d_3d(examples["pose_2d"], examples["pose_3d"],
                                   examples["predicted"], examples["titles"])
       figure.savefig(os.path.join(workdir, "poses.png"), dpi=80)
       if hasattr(exp.trainer, "latent_means"):
-        means, labels = evaluator.latent_means(exp.trainer, state, exp.eval_data, exp.stats)
+        means, labels = evaluator.latent_means(exp.trainer, state, exp.eval_data)
         plots.figure_latent_pca(means, labels).savefig(os.path.join(workdir, "latent_pca.png"),
                                                        dpi=80)
       print(f"Wrote {paths[0]}, {paths[1]} and poses.png")
