@@ -27,11 +27,14 @@ def integral_l1(pred: jax.Array, target: jax.Array, visible: jax.Array, has_3d: 
   masked absolute errors are summed over joints and axes and averaged over the batch.
   Masked targets may be NaN (unannotated joints): they are selected away, not multiplied.
   """
-  error = jnp.abs(heatmap.voxel_to_normalized(pred, grid_shape)
-                  - heatmap.voxel_to_normalized(target, grid_shape))
   mask = jnp.concatenate([jnp.broadcast_to(visible[..., None], visible.shape + (2,)),
                           jnp.broadcast_to(has_3d[:, None, None], visible.shape + (1,))],
                          axis=-1) > 0
+  # Replaced before the difference: a NaN inside a `where`'s unselected branch still
+  # makes the gradient NaN (0 * NaN).
+  target = jnp.where(mask, target, 0.0)
+  error = jnp.abs(heatmap.voxel_to_normalized(pred, grid_shape)
+                  - heatmap.voxel_to_normalized(target, grid_shape))
   return jnp.sum(jnp.where(mask, error, 0.0)) / pred.shape[0]
 
 

@@ -53,8 +53,20 @@ class _Storage:
 
 
 @dataclasses.dataclass
+class _StorageView:
+  """The legacy format's view of `numel` elements of a root storage from `offset`."""
+  base: _Storage
+  offset: int
+  numel: int
+
+  @property
+  def data(self) -> np.ndarray:
+    return self.base.data[self.offset:self.offset + self.numel]
+
+
+@dataclasses.dataclass
 class _TensorRef:
-  storage: _Storage
+  storage: _Storage | _StorageView
   offset: int
   size: tuple[int, ...]
   stride: tuple[int, ...]
@@ -98,6 +110,9 @@ class _StateDictUnpickler(pickle.Unpickler):
       raise pickle.UnpicklingError(f"{self.path}: storage {key} has unknown type {storage_type}")
     if key not in self.storages:
       self.storages[key] = _Storage(key, storage_type.dtype, numel)
+    view = pid[5] if len(pid) > 5 else None
+    if view is not None:  # (view key, element offset, view numel) into the root storage
+      return _StorageView(self.storages[key], int(view[1]), int(view[2]))
     return self.storages[key]
 
 
@@ -111,7 +126,7 @@ def _materialise(obj, path: str):
       return np.zeros(obj.size, data.dtype)
     if needed > data.size:
       raise ValueError(f"{path}: a tensor of size {obj.size} overruns its storage "
-                       f"{obj.storage.key} ({data.size} elements)")
+                       f"({data.size} elements)")
     view = np.lib.stride_tricks.as_strided(
         data[obj.offset:], obj.size, tuple(s * itemsize for s in obj.stride))
     return np.array(view)

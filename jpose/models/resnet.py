@@ -9,8 +9,6 @@ even sizes, which would shift every feature map by half a pixel against the weig
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -148,8 +146,3 @@ class ResNet(nn.Module):
                                param_dtype=jnp.float32, name="fc")(out["pooled"])
     return out
 
-
-def block_names(depth: int) -> Sequence[str]:
-  """The residual blocks' module names in order, e.g. ("layer1_0", ..., "layer4_1")."""
-  _, blocks = LAYOUTS[depth]
-  return [f"layer{s}_{b}" for s, n in enumerate(blocks, start=1) for b in range(n)]

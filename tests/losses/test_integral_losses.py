@@ -24,10 +24,16 @@ def test_integral_l1_by_hand():
   pred[1, 1] = [0.0, 0.0, 0.0]  # ignored: not visible
   visible = np.array([[1, 1], [1, 0]], np.float32)
   has_3d = np.array([1, 0], np.float32)
-  loss = integral.integral_l1(jnp.asarray(pred), jnp.asarray(target), jnp.asarray(visible),
-                              jnp.asarray(has_3d), GRID)
+  loss, grad = jax.value_and_grad(integral.integral_l1)(
+      jnp.asarray(pred), jnp.asarray(target), jnp.asarray(visible), jnp.asarray(has_3d), GRID)
   # Sun et al.: summed over joints and axes, divided by the batch size 2.
   np.testing.assert_allclose(float(loss), (0.1 + 0.1 + 0.25) / 2, rtol=1e-5)
+  # d|error|/dpred = sign / (extent * batch) where counted, 0 where masked (not NaN).
+  grad = np.asarray(grad)
+  np.testing.assert_allclose([grad[0, 0, 0], grad[0, 1, 1], grad[0, 1, 2]],
+                             [1 / 16 / 2, -1 / 14 / 2, 1 / 12 / 2], rtol=1e-6)
+  np.testing.assert_array_equal(grad[1, 1], 0.0)  # unannotated, NaN target
+  assert grad[1, 0, 2] == 0.0  # z of the 2D-only sample
 
 
 def _dense_reference(logits, centres, mask, cube=11):

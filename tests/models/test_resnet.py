@@ -281,3 +281,17 @@ def test_same_outputs_as_torchvision(depth, zip_format, tolerance, tmp_path):
   np.testing.assert_allclose(np.asarray(ours["features"]),
                              features["out"].numpy().transpose(0, 2, 3, 1), atol=tolerance,
                              rtol=0)
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_reader_follows_torch_views_strides_and_dtypes(zip_format, tmp_path):
+  torch = pytest.importorskip("torch")
+  t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+  saved = {"a": t, "view": t[1:, 1:3], "transposed": t.T, "half": t.half(),
+           "counter": torch.tensor(5)}
+  path = str(tmp_path / "views.pth")
+  torch.save(saved, path, _use_new_zipfile_serialization=zip_format)
+  state = pretrained.read_state_dict(path)
+  for key, value in saved.items():
+    assert state[key].dtype == value.numpy().dtype, key
+    np.testing.assert_array_equal(state[key], value.numpy())
