@@ -20,6 +20,8 @@ import jax.numpy as jnp
 TOP, BOTTOM, SKIN, HAIR, SHOES = range(5)
 NUM_WAVES = 6  # sinusoids per colour channel of the background noise.
 NUM_SHAPES = 24  # clutter shapes in the background.
+MAX_SHAPES_IN_CROP = 8  # of which at most this many are painted into one crop.
+BAND_HALF_WIDTH = 0.3  # bands: infinitely long, this share of their size across.
 DISC, RECTANGLE, STRIPED, BAND = range(4)  # clutter kinds.
 # Where the clutter lies, in normalised image coordinates: Human3.6M's images span about
 # +-0.45 (1000 px over a 1145 px focal length); a little more covers the crop margins.
@@ -43,7 +45,8 @@ class Appearance(NamedTuple):
   cloth_pattern: jnp.ndarray  # (2, 4) top/bottom: stripe freq (1/mm), check freq, amp, phase
   background: jnp.ndarray  # (2, 3) gradient end colours
   gradient: jnp.ndarray  # (3,) gradient direction x, y (normalised coords) and offset
-  waves: jnp.ndarray  # (3, NUM_WAVES, 4) per channel: kx, ky (cycles/unit), phase, amplitude
+  waves: jnp.ndarray  # (NUM_WAVES, 4) kx, ky (cycles per normalised unit), phase, amplitude
+  wave_tint: jnp.ndarray  # (NUM_WAVES, 3) each wave's weight per colour channel
   shape_kind: jnp.ndarray  # (NUM_SHAPES,) int32, DISC / RECTANGLE / STRIPED / BAND
   shape_centre: jnp.ndarray  # (NUM_SHAPES, 2) normalised image coordinates
   shape_size: jnp.ndarray  # (NUM_SHAPES, 2) half extents, normalised units
@@ -107,13 +110,15 @@ def sample_appearance(key) -> Appearance:
   angle = jax.random.uniform(next(keys), (), maxval=2 * jnp.pi)
   steepness = jax.random.uniform(next(keys), (), minval=0.3, maxval=1.5)
   gradient = jnp.stack([steepness * jnp.cos(angle), steepness * jnp.sin(angle), 0.5])
-  freq = jax.random.uniform(next(keys), (3, NUM_WAVES), minval=1.0, maxval=30.0)
-  direction = jax.random.uniform(next(keys), (3, NUM_WAVES), maxval=2 * jnp.pi)
+  freq = jax.random.uniform(next(keys), (NUM_WAVES,), minval=1.0, maxval=15.0)
+  direction = jax.random.uniform(next(keys), (NUM_WAVES,), maxval=2 * jnp.pi)
   waves = jnp.stack([
       freq * jnp.cos(direction), freq * jnp.sin(direction),
-      jax.random.uniform(next(keys), (3, NUM_WAVES), maxval=2 * jnp.pi),
-      jax.random.uniform(next(keys), (3, NUM_WAVES), maxval=0.12) / jnp.sqrt(freq / 4.0)],
+      jax.random.uniform(next(keys), (NUM_WAVES,), maxval=2 * jnp.pi),
+      jax.random.uniform(next(keys), (NUM_WAVES,), maxval=0.15) / jnp.sqrt(freq / 3.0)],
       axis=-1)
+  # Mostly brightness, some colour: real texture varies more in light than in hue.
+  wave_tint = 1.0 + jax.random.uniform(next(keys), (NUM_WAVES, 3), minval=-0.5, maxval=0.5)
   size = jax.random.uniform(next(keys), (NUM_SHAPES, 2), minval=0.01, maxval=0.12) * (
       1.0 + 2.0 * (jax.random.uniform(next(keys), (NUM_SHAPES, 1)) < 0.2))
   return Appearance(
@@ -127,6 +132,7 @@ def sample_appearance(key) -> Appearance:
       background=background,
       gradient=gradient,
       waves=waves,
+      wave_tint=wave_tint,
       shape_kind=jax.random.randint(next(keys), (NUM_SHAPES,), 0, 4),
       shape_centre=jax.random.uniform(next(keys), (NUM_SHAPES, 2), minval=-SCENE_HALF_WIDTH,
                                       maxval=SCENE_HALF_WIDTH),
@@ -136,25 +142,47 @@ def sample_appearance(key) -> Appearance:
   )
 
 
-def background_image(appearance: Appearance, rays_xy):
-  """(..., 2) normalised image coordinates -> (..., 3) background RGB in [0, 1]."""
+def background_image(appearance: Appearance, rays_xy, noise_stride: int = 4):
+  """(S, S, 2) normalised image coordinates of a crop's pixels -> (S, S, 3) background
+  RGB in [0, 1].
+
+  The smooth wave noise is evaluated every `noise_stride` pixels and upsampled
+  bilinearly (it has no detail finer than that), and only the MAX_SHAPES_IN_CROP
+  clutter shapes that reach the crop are painted, the last-painted first kept.
+  """
   a = appearance
-  along = rays_xy @ a.gradient[:2] + a.gradient[2]
+  size = rays_xy.shape[0]
+  along = rays_xy[..., 0] * a.gradient[0] + rays_xy[..., 1] * a.gradient[1] + a.gradient[2]
   rgb = a.background[0] + jnp.clip(along, 0.0, 1.0)[..., None] * (a.background[1] - a.background[0])
-  phase = (jnp.einsum("...i,cwi->...cw", rays_xy, a.waves[..., :2]) * (2 * jnp.pi)
-           + a.waves[..., 2])
-  rgb = rgb + jnp.sum(a.waves[..., 3] * jnp.sin(phase), axis=-1)
-  for n in range(NUM_SHAPES):  # painter's order: later shapes cover earlier ones.
+  coarse = rays_xy[noise_stride // 2::noise_stride, noise_stride // 2::noise_stride]
+  phase = (coarse @ a.waves[:, :2].T) * (2 * jnp.pi) + a.waves[:, 2]
+  noise = (a.waves[:, 3] * jnp.sin(phase)) @ a.wave_tint
+  rgb = rgb + jax.image.resize(noise, (size, size, 3), "linear")
+
+  # Which shapes reach the crop: a bounding circle around the crop against each shape's
+  # bounding circle (bands: their distance from the crop centre across the band).
+  centre = rays_xy[size // 2, size // 2]
+  corners = rays_xy[jnp.array([0, 0, -1, -1]), jnp.array([0, -1, 0, -1])]
+  crop_radius = jnp.max(jnp.linalg.norm(corners - centre, axis=-1))
+  offset = centre - a.shape_centre
+  across = -jnp.sin(a.shape_angle) * offset[:, 0] + jnp.cos(a.shape_angle) * offset[:, 1]
+  reach = jnp.where(a.shape_kind == BAND, jnp.abs(across) - BAND_HALF_WIDTH * a.shape_size[:, 1],
+                    jnp.linalg.norm(offset, axis=-1) - jnp.linalg.norm(a.shape_size, axis=-1))
+  order = jnp.arange(NUM_SHAPES)
+  _, chosen = jax.lax.top_k(jnp.where(reach <= crop_radius, order + NUM_SHAPES, order),
+                            MAX_SHAPES_IN_CROP)
+  for n in jnp.sort(chosen):  # painter's order: later shapes cover earlier ones.
+    hits = reach[n] <= crop_radius
     offset = rays_xy - a.shape_centre[n]
     cos, sin = jnp.cos(a.shape_angle[n]), jnp.sin(a.shape_angle[n])
     x = (cos * offset[..., 0] + sin * offset[..., 1]) / a.shape_size[n, 0]
     y = (-sin * offset[..., 0] + cos * offset[..., 1]) / a.shape_size[n, 1]
     box = (jnp.abs(x) <= 1.0) & (jnp.abs(y) <= 1.0)
-    inside = jnp.select(
-        [a.shape_kind[n] == DISC, a.shape_kind[n] == RECTANGLE, a.shape_kind[n] == STRIPED],
-        [x * x + y * y <= 1.0, box, box & (jnp.sin(4.0 * jnp.pi * y) > 0.0)],
-        jnp.abs(y) <= 0.3)
+    kind = a.shape_kind[n]
+    inside = jnp.where(kind == DISC, x * x + y * y <= 1.0,
+                       jnp.where(kind == BAND, jnp.abs(y) <= BAND_HALF_WIDTH,
+                                 box & ((kind == RECTANGLE) | (jnp.floor(2.0 * y) % 2 == 0))))
     # A soft shading gradient across each shape, so shapes are not flat colour either.
     shade = 1.0 + 0.15 * jnp.clip(x, -1.0, 1.0)
-    rgb = jnp.where(inside[..., None], a.shape_colour[n] * shade[..., None], rgb)
+    rgb = jnp.where((inside & hits)[..., None], a.shape_colour[n] * shade[..., None], rgb)
   return jnp.clip(rgb, 0.0, 1.0)
