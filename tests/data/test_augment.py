@@ -276,13 +276,13 @@ def test_hue_saturation_against_colorsys():
 def test_hue_saturation_sampling_follows_imgaug():
   """Integers in [lo, hi]; one value for hue and saturation unless per_channel."""
   params = dataclasses.replace(augment.NONE, hue_saturation=(-60, 60))
-  draws = jax.vmap(lambda k: augment.sample_params(k, params)["hue_saturation"])(
+  draws = jax.jit(jax.vmap(lambda k: augment.sample_params(k, params)["hue_saturation"]))(
       jax.random.split(jax.random.key(0), 2000))
   assert draws.dtype == jnp.int32
   assert int(draws.min()) == -60 and int(draws.max()) == 60
   np.testing.assert_array_equal(draws[:, 0], draws[:, 1])
   per_channel = dataclasses.replace(params, hue_saturation_per_channel=True)
-  draws = jax.vmap(lambda k: augment.sample_params(k, per_channel)["hue_saturation"])(
+  draws = jax.jit(jax.vmap(lambda k: augment.sample_params(k, per_channel)["hue_saturation"]))(
       jax.random.split(jax.random.key(0), 100))
   assert np.mean(np.asarray(draws[:, 0] != draws[:, 1])) > 0.9
 
