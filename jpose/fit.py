@@ -51,7 +51,8 @@ _SHAPE_FRAMES = flags.DEFINE_integer("shape_frames", 256, "Frames per subject fo
 _POSE_LIBRARY = flags.DEFINE_string("pose_library", None, "Optional (N, >=72) .npy of SMPL "
                                     "poses for a Gaussian pose prior (e.g. smpl_fits/"
                                     "lsp_orig_fits.npy).")
-_GAUSSIAN = flags.DEFINE_float("gaussian_weight", 1e-3, "Weight of that prior.")
+_GAUSSIAN = flags.DEFINE_float("gaussian_weight", 1e-2, "Weight of that prior.")
+_BEND = flags.DEFINE_float("bend_weight", 100.0, "Weight of the elbow/knee bend limits.")
 
 
 def load_model(name: str, path: str | None, h36m_regressor: str | None = None,
@@ -95,9 +96,11 @@ def read_subject(h36m_dir: str, subject: str, frame_stride: int,
 
 
 def fit_subject(model, targets_mm: np.ndarray, *, steps: int, chunk: int,
-                shape_frames: int, gaussian=None, gaussian_weight: float = 1e-3):
+                shape_frames: int, gaussian=None, gaussian_weight: float = 1e-2,
+                bend_weight: float = 100.0):
   """Shape from a spread of frames, then every frame's pose with that shape fixed."""
-  shape_config = fit.FitConfig(steps=steps, gaussian=gaussian_weight, share_betas=True)
+  shape_config = fit.FitConfig(steps=steps, gaussian=gaussian_weight, bend_limit=bend_weight,
+                               share_betas=True)
   betas = np.zeros(model.num_betas, np.float32)
   if shape_frames:
     spread = np.linspace(0, len(targets_mm) - 1, min(shape_frames, len(targets_mm)))
@@ -139,7 +142,7 @@ def main(argv):
     result = fit_subject(model, targets, steps=_STEPS.value,
                          chunk=min(_CHUNK.value, len(targets)),
                          shape_frames=_SHAPE_FRAMES.value, gaussian=gaussian,
-                         gaussian_weight=_GAUSSIAN.value)
+                         gaussian_weight=_GAUSSIAN.value, bend_weight=_BEND.value)
     seconds = time.time() - start
     mpjpe = np.nanmean(result.error, axis=1)
     print(f"{subject}: {len(targets)} frames in {seconds:.0f} s; MPJPE (mm) mean "
@@ -158,7 +161,7 @@ def main(argv):
   settings = {"model": _MODEL.value, "model_name": model.name,
               "frame_stride": _FRAME_STRIDE.value, "steps": _STEPS.value,
               "shape_frames": _SHAPE_FRAMES.value, "pose_library": _POSE_LIBRARY.value,
-              "gaussian_weight": _GAUSSIAN.value}
+              "gaussian_weight": _GAUSSIAN.value, "bend_weight": _BEND.value}
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   np.savez(_OUT.value, settings=json.dumps(settings), **arrays)
   print(f"wrote {_OUT.value}: {len(arrays['mpjpe_mm'])} frames, MPJPE mean "

@@ -208,19 +208,27 @@ def _pose_prior(pose, config: FitConfig, limits, gaussian):
   return value
 
 
+def _start_pose(model: BodyModel, gaussian):
+  """(K, 3): the prior's mean pose when there is one (arms down, as people mostly are;
+  from the T-pose, descent reaches many poses through twisted limbs), else the rest."""
+  if gaussian is None:
+    return jnp.zeros((model.num_joints, 3))
+  return jnp.concatenate([jnp.zeros(3), gaussian.mean]).reshape(model.num_joints, 3)
+
+
 @functools.partial(jax.jit, static_argnames=("config", "limits", "root_relative"))
 def _run_3d(model, betas, targets, weights, gaussian, *, config, limits, root_relative):
   num_frames = targets.shape[0]
   torso = np.array(TORSO)
   # Rest body at the initial shape; rotate it about its root onto the target torso.
-  zero = jnp.zeros((model.num_joints, 3))
+  start = _start_pose(model, gaussian)
   rest_betas = betas if betas.ndim == 1 else betas[0]
-  rest_vertices, rest_joints = lbs.skin(model, zero, rest_betas)
+  rest_vertices, rest_joints = lbs.skin(model, start, rest_betas)
   rest = lbs.regress(model, rest_vertices, "h36m")[torso]
   root = rest_joints[0]
   _, _, rotation, _ = procrustes.similarity_transform(
       jnp.broadcast_to(rest, (num_frames,) + rest.shape), targets[:, torso])
-  pose = zero[None].repeat(num_frames, 0).at[:, 0].set(lbs.axis_angle_from_matrix(rotation))
+  pose = start[None].repeat(num_frames, 0).at[:, 0].set(lbs.axis_angle_from_matrix(rotation))
   moved = jnp.einsum("nij,tj->nti", rotation, rest - root) + root
   translation = jnp.zeros((num_frames, 3)) if root_relative else (
       targets[:, torso].mean(1) - moved.mean(1))
@@ -243,7 +251,7 @@ def _run_2d(model, betas, keypoints, weights, focal, centre, gaussian, *, config
   torso = np.array(TORSO)
   # A half turn about x takes the model's y-up, +z-facing frame (SMPL's) to the
   # camera's y-down frame with the body facing -z, i.e. the camera.
-  pose = jnp.zeros((num_frames, model.num_joints, 3)).at[:, 0, 0].set(np.pi)
+  pose = _start_pose(model, gaussian)[None].repeat(num_frames, 0).at[:, 0, 0].set(np.pi)
   rest = regressed_joints(model, pose[0], betas if betas.ndim == 1 else betas[0])[torso]
   visible = weights[:, torso, None]
   count = jnp.maximum(visible.sum(1), 1.0)
