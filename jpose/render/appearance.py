@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Garment slots of `Appearance.colours`.
 TOP, BOTTOM, SKIN, HAIR, SHOES = range(5)
@@ -62,83 +63,90 @@ def _hsv_to_rgb(hsv):
       jnp.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
-def _clothing_colours(key, shape):
+class _Uniforms:
+  """Hands out consecutive slices of ONE draw of uniform numbers: a few dozen separate
+  jax.random calls made this function take ~10 s to compile on CPU."""
+
+  def __init__(self, key, total: int = 768):
+    self.values, self.used = jax.random.uniform(key, (total,)), 0
+
+  def __call__(self, shape=(), low: float = 0.0, high: float = 1.0):
+    n = int(np.prod(shape))
+    if self.used + n > self.values.shape[0]:
+      raise ValueError(f"_Uniforms: {self.used + n} numbers asked of {self.values.shape[0]}")
+    out = self.values[self.used:self.used + n].reshape(shape)
+    self.used += n
+    return low + (high - low) * out
+
+  def index(self, shape, n: int):
+    """Uniform integers in [0, n)."""
+    return jnp.minimum(jnp.floor(self(shape) * n), n - 1).astype(jnp.int32)
+
+
+def _clothing_colours(draw: _Uniforms, shape):
   """Garment-like colours: any hue, from greys to saturated, dark to light."""
-  kh, ks, kv = jax.random.split(key, 3)
-  hsv = jnp.stack([jax.random.uniform(kh, shape), jax.random.uniform(ks, shape) ** 1.5 * 0.9,
-                   jax.random.uniform(kv, shape, minval=0.12, maxval=0.95)], axis=-1)
+  hsv = jnp.stack([draw(shape), draw(shape) ** 1.5 * 0.9, draw(shape, 0.12, 0.95)], axis=-1)
   return _hsv_to_rgb(hsv)
 
 
-def _skin_colours(key, shape):
-  kt, kj = jax.random.split(key)
-  tone = jax.random.uniform(kt, shape + (1,))
-  jitter = jax.random.uniform(kj, shape + (3,), minval=-0.04, maxval=0.04)
+def _skin_colours(draw: _Uniforms, shape):
+  tone = draw(shape + (1,))
+  jitter = draw(shape + (3,), -0.04, 0.04)
   return jnp.clip(_SKIN_LIGHT + tone * (_SKIN_DARK - _SKIN_LIGHT) + jitter, 0.0, 1.0)
 
 
 def sample_appearance(key) -> Appearance:
   """A random look for one sequence; deterministic given the key."""
-  keys = iter(jax.random.split(key, 32))
-  clothes = _clothing_colours(next(keys), (3,))  # top, bottom, shoes
-  skin = _skin_colours(next(keys), ())
-  hair = _HAIR[jax.random.randint(next(keys), (), 0, _HAIR.shape[0])]
+  draw = _Uniforms(key)
+  clothes = _clothing_colours(draw, (3,))  # top, bottom, shoes
+  skin = _skin_colours(draw, ())
+  hair = _HAIR[draw.index((), _HAIR.shape[0])]
   colours = jnp.stack([clothes[0], clothes[1], skin, hair, clothes[2] * 0.6])
-  # Light from the camera's side of the scene, anywhere within ~70 degrees of the view axis.
-  light = jax.random.normal(next(keys), (3,)) * jnp.array([1.0, 1.0, 0.0])
-  light = light / (jnp.linalg.norm(light) + 1e-6) * jax.random.uniform(next(keys), (), maxval=2.5)
-  light = jnp.concatenate([light[:2], -jnp.ones(1)])
-  light = light / jnp.linalg.norm(light)
-  pattern_amp = jax.random.uniform(next(keys), (2, 2), maxval=0.25) * (
-      jax.random.uniform(next(keys), (2, 2)) < 0.5)
+  # Light from the camera's side of the scene, up to ~70 degrees off the view axis.
+  light_angle, light_tilt = draw((), 0.0, 2 * jnp.pi), draw((), 0.0, 2.5)
+  light = jnp.stack([light_tilt * jnp.cos(light_angle), light_tilt * jnp.sin(light_angle), -1.0])
+  light = light / jnp.sqrt(jnp.sum(light * light))
+  pattern_amp = draw((2, 2), 0.0, 0.25) * (draw((2, 2)) < 0.5)
   cloth_pattern = jnp.concatenate([
-      jax.random.uniform(next(keys), (2, 2), minval=1 / 120.0, maxval=1 / 25.0),
-      jnp.max(pattern_amp, axis=1, keepdims=True),
-      jax.random.uniform(next(keys), (2, 1), maxval=2 * jnp.pi)], axis=1)
+      draw((2, 2), 1 / 120.0, 1 / 25.0), jnp.max(pattern_amp, axis=1, keepdims=True),
+      draw((2, 1), 0.0, 2 * jnp.pi)], axis=1)
   cloth_pattern = cloth_pattern.at[:, 1].multiply(pattern_amp[:, 1] > pattern_amp[:, 0])
 
   # Background: colours from the person's own distributions (clothes and skin) half the time.
-  def person_like(k, shape):
-    kc, ks, kp, kj = jax.random.split(k, 4)
-    own = colours[jax.random.choice(kp, jnp.array([TOP, BOTTOM, SKIN, SKIN]), shape)]
-    own = jnp.clip(own + jax.random.uniform(kj, shape + (3,), minval=-0.08, maxval=0.08), 0, 1)
-    mixed = jnp.where(jax.random.uniform(ks, shape + (1,)) < 0.5,
-                      _skin_colours(kc, shape), _clothing_colours(kc, shape))
-    return jnp.where(jax.random.uniform(kj, shape + (1,)) < 0.45, own, mixed)
+  def person_like(shape):
+    own = colours[jnp.array([TOP, BOTTOM, SKIN, SKIN])[draw.index(shape, 4)]]
+    own = jnp.clip(own + draw(shape + (3,), -0.08, 0.08), 0.0, 1.0)
+    mixed = jnp.where(draw(shape + (1,)) < 0.5, _skin_colours(draw, shape),
+                      _clothing_colours(draw, shape))
+    return jnp.where(draw(shape + (1,)) < 0.45, own, mixed)
 
-  background = person_like(next(keys), (2,))
-  angle = jax.random.uniform(next(keys), (), maxval=2 * jnp.pi)
-  steepness = jax.random.uniform(next(keys), (), minval=0.3, maxval=1.5)
+  background = person_like((2,))
+  angle, steepness = draw((), 0.0, 2 * jnp.pi), draw((), 0.3, 1.5)
   gradient = jnp.stack([steepness * jnp.cos(angle), steepness * jnp.sin(angle), 0.5])
-  freq = jax.random.uniform(next(keys), (NUM_WAVES,), minval=1.0, maxval=15.0)
-  direction = jax.random.uniform(next(keys), (NUM_WAVES,), maxval=2 * jnp.pi)
-  waves = jnp.stack([
-      freq * jnp.cos(direction), freq * jnp.sin(direction),
-      jax.random.uniform(next(keys), (NUM_WAVES,), maxval=2 * jnp.pi),
-      jax.random.uniform(next(keys), (NUM_WAVES,), maxval=0.15) / jnp.sqrt(freq / 3.0)],
-      axis=-1)
+  freq, direction = draw((NUM_WAVES,), 1.0, 15.0), draw((NUM_WAVES,), 0.0, 2 * jnp.pi)
+  waves = jnp.stack([freq * jnp.cos(direction), freq * jnp.sin(direction),
+                     draw((NUM_WAVES,), 0.0, 2 * jnp.pi),
+                     draw((NUM_WAVES,), 0.0, 0.15) / jnp.sqrt(freq / 3.0)], axis=-1)
   # Mostly brightness, some colour: real texture varies more in light than in hue.
-  wave_tint = 1.0 + jax.random.uniform(next(keys), (NUM_WAVES, 3), minval=-0.5, maxval=0.5)
-  size = jax.random.uniform(next(keys), (NUM_SHAPES, 2), minval=0.01, maxval=0.12) * (
-      1.0 + 2.0 * (jax.random.uniform(next(keys), (NUM_SHAPES, 1)) < 0.2))
+  wave_tint = 1.0 + draw((NUM_WAVES, 3), -0.5, 0.5)
+  size = draw((NUM_SHAPES, 2), 0.01, 0.12) * (1.0 + 2.0 * (draw((NUM_SHAPES, 1)) < 0.2))
   return Appearance(
       colours=colours,
-      long_sleeves=(jax.random.uniform(next(keys)) < 0.5).astype(jnp.float32),
-      shorts=(jax.random.uniform(next(keys)) < 0.25).astype(jnp.float32),
-      girth=jax.random.uniform(next(keys), (), minval=0.85, maxval=1.2),
+      long_sleeves=(draw() < 0.5).astype(jnp.float32),
+      shorts=(draw() < 0.25).astype(jnp.float32),
+      girth=draw((), 0.85, 1.2),
       light=light,
-      ambient=jax.random.uniform(next(keys), (), minval=0.25, maxval=0.6),
+      ambient=draw((), 0.25, 0.6),
       cloth_pattern=cloth_pattern,
       background=background,
       gradient=gradient,
       waves=waves,
       wave_tint=wave_tint,
-      shape_kind=jax.random.randint(next(keys), (NUM_SHAPES,), 0, 4),
-      shape_centre=jax.random.uniform(next(keys), (NUM_SHAPES, 2), minval=-SCENE_HALF_WIDTH,
-                                      maxval=SCENE_HALF_WIDTH),
+      shape_kind=draw.index((NUM_SHAPES,), 4),
+      shape_centre=draw((NUM_SHAPES, 2), -SCENE_HALF_WIDTH, SCENE_HALF_WIDTH),
       shape_size=size,
-      shape_angle=jax.random.uniform(next(keys), (NUM_SHAPES,), maxval=jnp.pi),
-      shape_colour=person_like(next(keys), (NUM_SHAPES,)),
+      shape_angle=draw((NUM_SHAPES,), 0.0, jnp.pi),
+      shape_colour=person_like((NUM_SHAPES,)),
   )
 
 
