@@ -1,10 +1,21 @@
 """Times a config's full compiled train step (forward, backward, optimizer update) on
 random inputs of the right shapes, or (--model input_pipeline) how fast its grain input
-pipeline delivers batches.
+pipeline delivers batches; or, with no config, a stage of the image layer (images/s).
 
   python -m jpose.bench --config martinez --batch-size 256 --steps 50 --json
   python -m jpose.bench --config tcn243 --batch-size 1024 --dtype bfloat16 --json
   python -m jpose.bench --config tcn243 --batch-size 64 --model input_pipeline --json
+  python -m jpose.bench --model image_pipeline --data lsp --manual_dir DIR --batch-size 32 --json
+  python -m jpose.bench --model augment --size 256 --batch-size 32 --json
+  python -m jpose.bench --model renderer --size 128 --batch-size 32 --json
+  python -m jpose.bench --model integral_net --size 256 --batch-size 8 --json
+
+The image stages print one JSON line with "model", "images_per_s" and their settings:
+image_pipeline is the host's read + JPEG decode + batching (`image_pipeline`), augment the
+jitted on-device augmentation (`augment`), renderer the jitted mannequin renderer on
+synthetic_h36m poses (`rendered.render_batch`), and integral_net the jitted forward and
+backward pass of a ResNet integral pose net (what a trainer's step costs, without the
+optimizer), to set the others against.
 
 With --json, prints one JSON line: config, dtype, params, batch_size, steps_per_dispatch,
 compile_s, step_ms (median), samples_per_s, flops_per_step (XLA cost analysis),
@@ -31,7 +42,14 @@ import jax
 import numpy as np
 
 import configs
+from jpose.data import augment
+from jpose.data import image_pipeline
 from jpose.data import pipeline
+from jpose.data import rendered
+from jpose.data import resident
+from jpose.geometry import heatmap
+from jpose.losses import integral as integral_losses
+from jpose.models import integral
 from jpose.train import config_check
 from jpose.train import loop
 from jpose.train import sharding
@@ -209,6 +227,88 @@ def benchmark_input_pipeline(config, batch_size: int, steps: int) -> dict:
   return result
 
 
+IMAGE_MODELS = ("image_pipeline", "augment", "renderer", "integral_net")
+
+
+def _images_per_s(fn, args_per_step, batch_size: int, steps: int) -> dict:
+  """Compiles jitted `fn` on the first args, warms it up, and times `steps` calls (one
+  per element of args_per_step, cycled); images/s from the median call."""
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(*args_per_step[0]))
+  compile_s = time.perf_counter() - t0
+  jax.block_until_ready(fn(*args_per_step[-1]))  # warm-up
+  times = []
+  for i in range(steps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args_per_step[i % len(args_per_step)]))
+    times.append(time.perf_counter() - t0)
+  step_s = statistics.median(times)
+  return {"compile_s": round(compile_s, 3), "step_ms": round(step_s * 1e3, 3),
+          "images_per_s": round(batch_size / step_s, 1)}
+
+
+def benchmark_image_pipeline(dataset: str, batch_size: int, steps: int, crop_size: int = 256,
+                             threads: int = 0, data_dir: str | None = None,
+                             manual_dir: str | None = None) -> dict:
+  """Host images/s of the image input pipeline (read, parse, JPEG decode, stack) on a
+  built image dataset, and of the JPEG decoders alone; threads=0 is one core."""
+  result = image_pipeline.measure_throughput(
+      [image_pipeline.Source(dataset)], batch_size=batch_size, crop_size=crop_size,
+      num_batches=steps, num_threads=threads, data_dir=data_dir, manual_dir=manual_dir)
+  return {"model": "image_pipeline", "dataset": dataset, "batch_size": batch_size,
+          "size": crop_size, "threads": threads,
+          "images_per_s": round(result["images_per_s"], 1),
+          "decode_simplejpeg_images_per_s": round(result["decode_simplejpeg_images_per_s"], 1),
+          "decode_pillow_images_per_s": round(result["decode_pillow_images_per_s"], 1)}
+
+
+def benchmark_augment(size: int, batch_size: int, steps: int) -> dict:
+  """images/s of the jitted on-device augmentation (seed 002's ops) of a uint8 batch."""
+  rate = augment.measure_throughput(size=size, batch=batch_size, repeats=steps)
+  return {"model": "augment", "params": "SEED_002", "batch_size": batch_size, "size": size,
+          "images_per_s": round(rate, 1)}
+
+
+def benchmark_renderer(size: int, batch_size: int, steps: int,
+                       data_dir: str | None = None) -> dict:
+  """images/s of `rendered.render_batch` on synthetic_h36m poses (built if missing), a
+  fresh random set of frames each call."""
+  split = pipeline.load_split("synthetic_h36m", "train", data_dir=data_dir)
+  data = jax.device_put(resident.from_sequences(split))
+  rng = np.random.default_rng(0)
+  args = [(data, jax.numpy.asarray(rng.integers(0, split.num_frames, batch_size), np.int32),
+           jax.random.key(i)) for i in range(4)]
+  render = jax.jit(lambda d, ids, key: rendered.render_batch(d, ids, key, size=size)["image"])
+  return {"model": "renderer", "batch_size": batch_size, "size": size,
+          **_images_per_s(render, args, batch_size, steps)}
+
+
+def benchmark_integral_net(size: int, batch_size: int, steps: int, resnet_depth: int = 50,
+                           depth_bins: int = 64) -> dict:
+  """images/s of a ResNet integral pose net's jitted forward + backward (train-mode batch
+  norm, soft-argmax, integral L1 loss, gradient of every parameter); no optimizer update."""
+  model = integral.IntegralPoseNet(resnet_depth=resnet_depth, depth_bins=depth_bins)
+  rng = np.random.default_rng(0)
+  images = jax.numpy.asarray(rng.uniform(0, 1, (batch_size, size, size, 3)), np.float32)
+  grid = (depth_bins, size // 4, size // 4)
+  target = jax.numpy.asarray(rng.uniform(0, size // 4, (batch_size, 17, 3)), np.float32)
+  visible = jax.numpy.ones((batch_size, 17))
+  has_3d = jax.numpy.ones((batch_size,))
+  variables = jax.jit(model.init)(jax.random.key(0), images[:1])
+
+  def loss(params, batch_stats, images):
+    logits, _ = model.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
+                            mutable=["batch_stats"])
+    joints = heatmap.soft_argmax_volumes(logits)
+    return integral_losses.integral_l1(joints, target, visible, has_3d, grid)
+
+  grad = jax.jit(jax.grad(loss))
+  args = [(variables["params"], variables["batch_stats"], images)]
+  params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables["params"]))
+  return {"model": "integral_net", "resnet_depth": resnet_depth, "params": params,
+          "batch_size": batch_size, "size": size, **_images_per_s(grad, args, batch_size, steps)}
+
+
 def _flops(compiled) -> int | None:
   """FLOPs of one compiled step from XLA's cost analysis (None where unavailable)."""
   analysis = compiled.cost_analysis()
@@ -220,24 +320,59 @@ def _flops(compiled) -> int | None:
 def _define_flags() -> None:
   # Defined only when run as a program, so importing jpose.bench defines no flags.
   flags.DEFINE_string("config", None, "Config name in configs/ (e.g. martinez) or a path "
-                      "to a config file; ':tiny' selects the tiny variant.")
-  flags.DEFINE_enum("model", "train_step", ["train_step", "input_pipeline"],
-                    "What to time: the compiled train step, or the grain input pipeline.")
+                      "to a config file; ':tiny' selects the tiny variant. Required for "
+                      "train_step and input_pipeline.")
+  flags.DEFINE_enum("model", "train_step", ["train_step", "input_pipeline", *IMAGE_MODELS],
+                    "What to time: the compiled train step, the grain input pipeline, or "
+                    "an image-layer stage (images/s, no config).")
   flags.DEFINE_integer("batch-size", None, "Global batch (default: the config's).")
   flags.DEFINE_integer("steps", 30, "Timed steps (or batches) after compilation and warm-up.")
   flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
                     "Compute dtype (default: the config's train.compute_dtype).")
   flags.DEFINE_integer("steps-per-dispatch", None,
                        "Train steps per compiled dispatch (default: the config's).")
-  flags.DEFINE_string("data", None, "input_pipeline: dataset name (default: the config's).")
+  flags.DEFINE_string("data", None, "input_pipeline: dataset name (default: the config's); "
+                      "image_pipeline: the image dataset (default lsp).")
+  flags.DEFINE_string("manual_dir", None, "image_pipeline: source files to build the "
+                      "dataset from if it is not built yet.")
+  flags.DEFINE_string("data_dir", None, "image_pipeline, renderer: tfds folder (default "
+                      "$TFDS_DATA_DIR or ~/tensorflow_datasets).")
+  flags.DEFINE_integer("size", 256, "Image stages: crop side in pixels.")
+  flags.DEFINE_integer("threads", 0, "image_pipeline: grain threads (0: one core, no "
+                       "prefetch).")
+  flags.DEFINE_integer("resnet-depth", 50, "integral_net: ResNet depth (18, 34, 50, ...).")
   flags.DEFINE_string("profile", None, "Trace 5 more dispatches into this folder with "
                       "jax.profiler and add the top ops' time per step to the result.")
   flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
 
 
+def benchmark_image_model(model: str, batch_size: int, steps: int) -> dict:
+  """One image-layer stage, from the command line's flags."""
+  f = flags.FLAGS
+  if model == "image_pipeline":
+    return benchmark_image_pipeline(f.data or "lsp", batch_size, steps, f.size, f.threads,
+                                    f.data_dir, f.manual_dir)
+  if model == "augment":
+    return benchmark_augment(f.size, batch_size, steps)
+  if model == "renderer":
+    return benchmark_renderer(f.size, batch_size, steps, f.data_dir)
+  return benchmark_integral_net(f.size, batch_size, steps, f["resnet-depth"].value)
+
+
 def main(argv):
   del argv
   f = flags.FLAGS
+  if f.model in IMAGE_MODELS:
+    result = benchmark_image_model(f.model, f["batch-size"].value or 32, f.steps)
+    result["device_kind"] = jax.devices()[0].device_kind
+    if f.json:
+      print(json.dumps(result))
+    else:
+      print(f"{f.model}: {result['images_per_s']:,.1f} images/s at {result['size']}x"
+            f"{result['size']}, batch {result['batch_size']}")
+    return
+  if not f.config:
+    raise app.UsageError(f"--model {f.model} needs --config")
   config = configs.load(f.config)
   batch_size = f["batch-size"].value or config.train.batch_size
   if f.dtype:
@@ -268,5 +403,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  flags.mark_flag_as_required("config")
   app.run(main)

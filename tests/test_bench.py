@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -86,3 +87,40 @@ def test_op_time_summary_keeps_the_programs_ops_per_step(tmp_path):
   # 5 ms of ops over 2 steps: the dots are 2 ms a step (80%), the fusion 0.5 ms (20%).
   assert bench.op_time_summary(str(tmp_path), steps=2) == [["dot", 2.0, 0.8],
                                                            ["loop_add_fusion", 0.5, 0.2]]
+
+
+def test_images_per_s_is_the_batch_over_the_median_call():
+  calls = []
+
+  def slow(x):  # 10 ms a call, so 4 images a call make 400 images/s at most
+    calls.append(x)
+    time.sleep(0.01)
+    return x
+
+  result = bench._images_per_s(slow, [(1,), (2,)], batch_size=4, steps=5)
+  assert len(calls) == 2 + 5 and calls[:3] == [1, 2, 1]  # compile, warm-up, timed calls
+  assert result["images_per_s"] == pytest.approx(4 / (result["step_ms"] / 1e3), rel=0.01)
+  assert 10.0 <= result["step_ms"] < 100.0
+
+
+def test_image_pipeline_rate_on_lsp_subset(real_data_dir, tmp_path):
+  lspet = tmp_path / "manual" / "lspet"
+  (lspet / "images").mkdir(parents=True)
+  os.symlink(os.path.join(real_data_dir, "lspet_subset/joints.mat"), lspet / "joints.mat")
+  for i in range(1, 9):
+    name = f"im{i:05d}.jpg"
+    os.symlink(os.path.join(real_data_dir, "lspet_subset/images", name), lspet / "images" / name)
+  result = bench.benchmark_image_pipeline("lsp", batch_size=4, steps=3,
+                                          data_dir=str(tmp_path / "tfds"),
+                                          manual_dir=str(tmp_path / "manual"))
+  assert result["model"] == "image_pipeline" and result["size"] == 256
+  assert result["images_per_s"] > 0 and result["decode_simplejpeg_images_per_s"] > 0
+
+
+def test_image_stage_cli_runs_without_a_config():
+  out = subprocess.run([sys.executable, "-m", "jpose.bench", "--model", "augment", "--size", "32",
+                        "--batch-size", "2", "--steps", "2", "--json"], cwd=REPO,
+                       capture_output=True, text=True, check=True, timeout=300)
+  line = json.loads(out.stdout.strip().splitlines()[-1])
+  assert line["model"] == "augment" and line["size"] == 32 and line["batch_size"] == 2
+  assert line["images_per_s"] > 0 and line["device_kind"] == "cpu"
