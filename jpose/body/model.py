@@ -79,8 +79,8 @@ def check(model: BodyModel, source: str = "",
   num_v, num_k = v[0], len(model.parents)
   parents = model.parents
   if num_k == 0 or parents[0] != -1 or any(not 0 <= p < k for k, p in enumerate(parents) if k):
-    raise BodyModelError(source, f"field '{named('parents')}' must start with -1 and list each joint's "
-                         f"parent before the joint (got {tuple(parents)[:30]})")
+    raise BodyModelError(source, f"field '{named('parents')}' must start with -1 and list "
+                         f"each joint's parent before the joint (got {tuple(parents)[:30]})")
   expected = {
       "shapedirs": (num_v, 3, None),
       "posedirs": (num_v, 3, None),
@@ -99,8 +99,9 @@ def check(model: BodyModel, source: str = "",
       raise BodyModelError(source, f"field '{named(field)}' contains NaN or infinite values")
   num_pose = np.shape(model.posedirs)[-1]
   if num_pose not in (0, 9 * (num_k - 1)):
-    raise BodyModelError(source, f"field '{named('posedirs')}' has {num_pose} pose columns, expected "
-                         f"9 * (K - 1) = {9 * (num_k - 1)} or 0 (no pose blend shapes)")
+    raise BodyModelError(source, f"field '{named('posedirs')}' has {num_pose} pose columns, "
+                         f"expected 9 * (K - 1) = {9 * (num_k - 1)} or 0 (no pose blend "
+                         "shapes)")
   faces = np.asarray(model.faces)
   if faces.size and (faces.min() < 0 or faces.max() >= num_v):
     raise BodyModelError(source, f"field '{named('faces')}' indexes vertices outside [0, {num_v})")

@@ -27,7 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jpose.body import model as body_model
-from jpose.geometry import skeleton
 
 NUM_JOINTS = 24
 # SMPL's kinematic tree: parent of each of the 24 joints.
