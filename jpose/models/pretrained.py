@@ -164,14 +164,17 @@ def _read_torch_legacy(path: str) -> dict:
   """torch < 1.6's format: pickles of (magic, protocol, sys_info, object, storage keys),
   then each storage as an int64 element count and its raw little-endian bytes."""
   with open(path, "rb") as f:
-    header = [pickle.load(f) for _ in range(3)]
+    try:
+      header = [_StateDictUnpickler(f, path).load() for _ in range(3)]
+    except (pickle.UnpicklingError, EOFError) as e:
+      raise ValueError(f"{path}: not a torch checkpoint ({e})") from None
     if header[0] != _LEGACY_MAGIC or header[1] != _LEGACY_PROTOCOL:
       raise ValueError(f"{path}: not a torch checkpoint (bad magic number or protocol)")
     if not header[2].get("little_endian", True):
       raise ValueError(f"{path}: big-endian checkpoints are not supported")
     unpickler = _StateDictUnpickler(f, path)
     obj = unpickler.load()
-    keys = pickle.load(f)
+    keys = _StateDictUnpickler(f, path).load()
     for key in keys:
       storage = unpickler.storages[str(key)]
       (numel,) = struct.unpack("<q", f.read(8))
@@ -227,6 +230,8 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
       first = f.read(1)
     # A pickle starts with the PROTO opcode; a safetensors file with its header length.
     state = _read_torch_legacy(path) if first == b"\x80" else read_safetensors(path)
+  if not isinstance(state, Mapping):
+    raise ValueError(f"{path}: holds a {type(state).__name__}, not a state_dict")
   for wrapper in ("state_dict", "model"):
     if isinstance(state.get(wrapper), Mapping):
       state = state[wrapper]

@@ -200,6 +200,10 @@ def test_malformed_files(tmp_path):
   short.write_bytes(short.read_bytes()[:-8])
   with pytest.raises(ValueError, match=r"short.safetensors: tensor w"):
     pretrained.read_state_dict(str(short))
+  junk = tmp_path / "junk.pth"  # a pickle of the int 5, then nothing: not the legacy format
+  junk.write_bytes(pickle.PROTO + b"\x02" + pickle.BININT1 + b"\x05" + pickle.STOP)
+  with pytest.raises(ValueError, match="junk.pth: not a torch checkpoint"):
+    pretrained.read_state_dict(str(junk))
 
 
 def test_a_pth_that_would_run_code_is_refused(tmp_path):
