@@ -48,8 +48,18 @@ def test_k_steps_per_dispatch_equal_k_single_steps(name, tiny_config):
   three, losses_three = _run(tiny_config(name, steps_per_dispatch=3, num_steps=6,
                                    log_every=6, checkpoint_every=6), 2)
   assert int(one.step) == int(three.step) == 6
-  np.testing.assert_allclose(losses_three, losses_one, rtol=1e-5)
-  chex.assert_trees_all_close(three.params, one.params, rtol=1e-5, atol=1e-6)
+  # XLA fuses the scanned step differently from the single one, so float32 sums round
+  # differently. Adam turns a gradient's round-off into a parameter change of up to a
+  # step size (lr) on elements whose gradient is near zero, so parameters are compared
+  # against the optimizer's own scale: within 1% of lr per step. Measured on 2 CPUs over
+  # seeds 0-3: martinez and vae_unsupervised bit-identical; tcn27 at most 3.4e-6 apart
+  # (one element 7e-5 relative, which failed the old rtol=1e-5 bound), against 6e-5 here.
+  # A skipped or repeated step, or a wrong batch or random stream, moves most parameters
+  # by about lr. The optimizer moments differ by at most 5e-8 beyond rtol 1e-5 (tcn27),
+  # 20x inside atol 1e-6.
+  lr, steps = tiny_config(name).train.learning_rate, 6
+  np.testing.assert_allclose(losses_three, losses_one, rtol=1e-5)  # measured 2.6e-7
+  chex.assert_trees_all_close(three.params, one.params, rtol=0, atol=0.01 * lr * steps)
   chex.assert_trees_all_close(three.opt_state, one.opt_state, rtol=1e-5, atol=1e-6)
 
 
