@@ -11,6 +11,8 @@ an MPJPE loss.
   pip install torch==2.13.0   # the CPU build
   python benchmarks/torch_compare.py --model martinez --batch-size 256
   python benchmarks/torch_compare.py --model tcn243 --batch-size 64
+  python benchmarks/torch_compare.py --model integral_net --batch-size 8 --size 128 \
+      --resnet-depth 18   # needs torchvision too
 
 Prints one JSON line per model: both samples/s (median over rounds), and the median and
 range over rounds of the per-round ratio.
@@ -118,13 +120,13 @@ def _torch_integral_net(torch, depth: int = 50, joints: int = 17, bins: int = 64
 
 def torch_integral_step_time(batch_size: int, steps: int, depth: int = 50, crop: int = 256,
                              joints: int = 17, bins: int = 64) -> float:
-  """Median seconds per eager PyTorch train step of the integral net: forward, softmax
-  over each joint's volume, separable soft-argmax, Sun et al.'s L1, backward, Adam."""
+  """Median seconds per eager PyTorch forward + backward of the integral net (train-mode
+  batch norm, softmax over each joint's volume, separable soft-argmax, Sun et al.'s L1);
+  no optimizer update, as `jpose.bench.benchmark_integral_net`."""
   import torch  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   net, forward = _torch_integral_net(torch, depth, joints, bins)
   net.train()
-  optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
   images = torch.rand(batch_size, 3, crop, crop)
   target = torch.rand(batch_size, joints, 3) - 0.5
 
@@ -136,10 +138,9 @@ def torch_integral_step_time(batch_size: int, steps: int, depth: int = 50, crop:
     return torch.stack(coords, dim=-1)
 
   def step():
-    optimizer.zero_grad(set_to_none=True)
+    net.zero_grad(set_to_none=True)
     loss = (soft_argmax(forward(images)) - target).abs().sum() / batch_size
     loss.backward()
-    optimizer.step()
     return loss
 
   for _ in range(2):
@@ -207,15 +208,41 @@ def compare(model_name: str, batch_size: int, steps: int, rounds: int) -> dict:
           "device": "cpu"}
 
 
+def compare_integral(batch_size: int, steps: int, rounds: int, size: int = 256,
+                     depth: int = 50) -> dict:
+  """`compare` for the integral pose net: jpose.bench's jitted forward + backward against
+  the eager PyTorch one, alternating rounds."""
+  jpose_s, torch_s = [], []
+  for _ in range(rounds):
+    jpose_s.append(bench.benchmark_integral_net(size, batch_size, steps, depth)["step_ms"] / 1e3)
+    torch_s.append(torch_integral_step_time(batch_size, steps, depth, size))
+  import torch  # pylint: disable=g-import-not-at-top
+  ratios = [t / j for j, t in zip(jpose_s, torch_s)]
+  return {"model": "integral_net", "resnet_depth": depth, "size": size,
+          "batch_size": batch_size, "rounds": rounds, "steps_per_round": steps,
+          "jpose_images_per_s": round(batch_size / statistics.median(jpose_s), 2),
+          "torch_images_per_s": round(batch_size / statistics.median(torch_s), 2),
+          "ratio": round(statistics.median(ratios), 3),
+          "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+          "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
+          "device": "cpu"}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", choices=["martinez", "tcn243"], required=True)
+  parser.add_argument("--model", choices=["martinez", "tcn243", "integral_net"], required=True)
   parser.add_argument("--batch-size", type=int, required=True)
   parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
   parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--size", type=int, default=256, help="integral_net: crop size")
+  parser.add_argument("--resnet-depth", type=int, default=50, help="integral_net: 18, 34, 50")
   args = parser.parse_args()
   if importlib.util.find_spec("torch") is None:
     raise SystemExit("torch is not installed: pip install torch==2.13.0 (the CPU build)")
+  if args.model == "integral_net":
+    print(json.dumps(compare_integral(args.batch_size, args.steps, args.rounds, args.size,
+                                      args.resnet_depth)))
+    return
   print(json.dumps(compare(args.model, args.batch_size, args.steps, args.rounds)))
 
 
