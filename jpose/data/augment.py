@@ -3,10 +3,11 @@
 `augment(batch, key, params)` runs inside the jitted train step over the image batch dict
 of the image conventions (image, joints_2d, visible, pose_3d, crop, ...). The default
 `AugmentParams` reproduce seed 002's imgaug pipeline (Sun et al. 2018's geometry):
-translate +-5 %, per-axis scale 0.75-1.25, rotate +-30 deg, horizontal flip, then
-`AddToHueAndSaturation((-60, 60))`, `LinearContrast((0.7, 1.3))` and
-`Multiply((0.5, 1.5), per_channel=True)`, in float on [0, 1] instead of uint8 (so
-without imgaug's rounding to whole grey levels after each op).
+translate +-5 %, per-axis scale 0.75-1.25, rotate +-30 deg and horizontal flip, composed
+into one affine and resampled once, and `AddToHueAndSaturation((-60, 60))`,
+`LinearContrast((0.7, 1.3))` and `Multiply((0.5, 1.5), per_channel=True)`, in float on
+[0, 1] instead of uint8 (so without imgaug's rounding to whole grey levels after each op)
+and before the resampling (see `augment_example`).
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ def sample_params(key, params: AugmentParams) -> dict[str, jnp.ndarray]:
   """Draws one example's augmentation: scale (2,), translate (2,) as a fraction of the
   crop, angle (radians), flip (bool), hue/saturation shifts (imgaug integer units, (2,)),
   contrast alpha and brightness factors (3,). Switched-off ops draw their identity."""
-  keys = dict(zip(("scale", "translate", "angle", "flip", "hue_saturation", "per_channel",
-                   "contrast", "brightness"), jax.random.split(key, 8)))
+  keys = dict(zip(("scale", "translate", "angle", "flip", "hue_saturation", "contrast",
+                   "brightness"), jax.random.split(key, 7)))
   out: dict[str, jnp.ndarray] = {}
   if params.scale is not None:
     out["scale"] = jax.random.uniform(keys["scale"], (2,), minval=params.scale[0],

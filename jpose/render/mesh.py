@@ -468,7 +468,7 @@ def soft_silhouette(vertices, faces, camera: Camera, size: int, *, sigma: float 
   D_j = sigmoid(delta_j d_j^2 / sigma), d_j the pixel centre's distance to face j's edges
   and delta_j = +1 inside, -1 outside. Differentiable in the vertices (and the camera).
 
-  sigma is in pixels^2 of this image. SoftRas's sigma = 1e-4 on its [-1, 1] NDC square
+  sigma (a Python float: it sizes the windows) is in pixels^2 of this image. SoftRas's sigma = 1e-4 on its [-1, 1] NDC square
   is 1e-4 (S / 2)^2 px^2 (0.1 px^2 at S = 64, 0.41 at S = 128). Outside faces farther
   than `soft_radius(sigma, cutoff)` are skipped (their D < cutoff each).
   window defaults to what faces up to 3 px across need: SMPL's faces are at most 1.5 px
