@@ -2,6 +2,9 @@
 
   python -m jpose.prepare --dataset h36m --manual_dir ../shared/data/h36m
   python -m jpose.prepare --dataset synthetic_h36m
+  python -m jpose.prepare --dataset h36m_images/quick --manual_dir /path/to/h36m_videos
+
+A dataset with several builder configs takes `name/config`.
 """
 
 from absl import app
@@ -10,7 +13,8 @@ from absl import logging
 
 from jpose.data import datasets
 
-_DATASET = flags.DEFINE_enum("dataset", None, sorted(datasets.BUILDERS), "Dataset to build.")
+_DATASET = flags.DEFINE_string("dataset", None, "Dataset to build: one of "
+                               f"{sorted(datasets.BUILDERS)}, or name/config.")
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder with the source files.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Output root; default $TFDS_DATA_DIR "
                                 "or ~/tensorflow_datasets.")
@@ -20,13 +24,17 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Rebuild even if already buil
 
 def main(argv):
   del argv
+  try:
+    datasets.get_builder(_DATASET.value, _DATA_DIR.value)
+  except KeyError as e:
+    raise app.UsageError(str(e).strip("'\"")) from None
   builder = datasets.prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value,
                              _OVERWRITE.value)
   info = builder.info
   splits = {name: split.num_examples for name, split in info.splits.items()}
-  print(f"{_DATASET.value} ready at {builder.data_dir}: sequences per split {splits}")
+  print(f"{_DATASET.value} ready at {builder.data_dir}: records per split {splits}")
   metadata = info.metadata or {}
-  for key in ("missing_files", "missing_detections"):
+  for key in ("missing_files", "missing_detections", "unreadable_files"):
     items = metadata.get(key, [])
     print(f"{key} ({len(items)}):")
     for path in items:
