@@ -143,7 +143,13 @@ def torch_integral_step_time(batch_size: int, steps: int, depth: int = 50, crop:
     loss.backward()
     return loss
 
-  for _ in range(2):
+  return _median_seconds(step, steps, warmup=2)
+
+
+def _median_seconds(step, steps: int, warmup: int) -> float:
+  """Median wall time of `steps` calls of step() (which returns a loss tensor) after
+  `warmup` untimed ones; .item() waits for the step to finish."""
+  for _ in range(warmup):
     step()
   times = []
   for _ in range(steps):
@@ -154,7 +160,8 @@ def torch_integral_step_time(batch_size: int, steps: int, depth: int = 50, crop:
 
 
 def torch_step_time(model_name: str, batch_size: int, steps: int) -> float:
-  """Median seconds per eager PyTorch train step."""
+  """Median seconds per eager PyTorch train step. The TCN's optimizer is PyTorch's
+  AMSGrad, as jpose's `train.optimizer=amsgrad` (jpose.train.optimizers) now is."""
   import torch  # pylint: disable=g-import-not-at-top
   martinez, tcn = _torch_models(torch)
   torch.manual_seed(0)
@@ -178,14 +185,7 @@ def torch_step_time(model_name: str, batch_size: int, steps: int) -> float:
     optimizer.step()
     return loss
 
-  for _ in range(3):
-    step()
-  times = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    step().item()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
+  return _median_seconds(step, steps, warmup=3)
 
 
 def compare(model_name: str, batch_size: int, steps: int, rounds: int) -> dict:
