@@ -36,6 +36,12 @@ def absolute_joints(pose_3d, root_pixel, root_depth, focal, principal):
   return pose_3d + root[..., None, :]
 
 
+def appearances(data: resident.ResidentData, frame_ids, key) -> appearance_lib.Appearance:
+  """(B,) frame ids -> their looks (leading axis B): one per sequence, from the key."""
+  keys = jax.vmap(lambda sequence: jax.random.fold_in(key, sequence))(data.first[frame_ids])
+  return jax.vmap(appearance_lib.sample_appearance)(keys)
+
+
 @functools.partial(jax.jit, static_argnames=("size", "margin"))
 def render_batch(data: resident.ResidentData, frame_ids, key, size: int, flip=None,
                  margin: float = 1.3) -> dict[str, jnp.ndarray]:
@@ -60,8 +66,7 @@ def render_batch(data: resident.ResidentData, frame_ids, key, size: int, flip=No
   frames = resident.gather_frames(data, frame_ids, flip)
   joints = absolute_joints(frames["pose_3d"], frames["pose_2d"][:, skeleton.ROOT],
                            frames["root_depth"], frames["camera_f"], frames["camera_c"])
-  keys = jax.vmap(lambda sequence: jax.random.fold_in(key, sequence))(data.first[frame_ids])
-  looks = jax.vmap(appearance_lib.sample_appearance)(keys)
+  looks = appearances(data, frame_ids, key)
   out = jax.vmap(functools.partial(mannequin.render_crop, size=size, margin=margin))(
       joints, frames["camera_f"], frames["camera_c"], appearance=looks)
   inside = jnp.all((out["joints_2d"] >= 0) & (out["joints_2d"] <= size), axis=-1)
