@@ -60,6 +60,24 @@ class AugmentParams:
   # coordinates are kept): a crop-pixel loss should not chase points off the image.
   invisible_outside: bool = True
 
+  def __post_init__(self):
+    # Config files hand over lists; tuples keep the params hashable (a static argument).
+    for field in ("scale", "hue_saturation", "contrast", "brightness"):
+      value = getattr(self, field)
+      if value is None:
+        continue
+      value = tuple(value)
+      if len(value) != 2 or not value[0] <= value[1]:
+        raise ValueError(f"AugmentParams.{field} must be a (low, high) range, got {value}")
+      object.__setattr__(self, field, value)
+    if self.hue_saturation is not None and not -255 <= self.hue_saturation[0] <= \
+        self.hue_saturation[1] <= 255:
+      raise ValueError(f"AugmentParams.hue_saturation must lie in [-255, 255] (imgaug "
+                       f"units), got {self.hue_saturation}")
+    if not 0.0 <= self.flip_probability <= 1.0:
+      raise ValueError(f"AugmentParams.flip_probability must be in [0, 1], got "
+                       f"{self.flip_probability}")
+
   @property
   def geometric(self) -> bool:
     """Whether any geometric op is on (then the image is resampled once)."""

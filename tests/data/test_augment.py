@@ -316,5 +316,16 @@ def test_bad_input_names_the_field():
     _augment({"joints_2d": batch["joints_2d"]}, jax.random.key(0))
 
 
+def test_params_from_a_config_and_bad_ranges():
+  params = augment.AugmentParams(scale=[0.8, 1.2], contrast=[0.9, 1.1])  # config lists
+  assert params.scale == (0.8, 1.2) and hash(params) is not None
+  with pytest.raises(ValueError, match="scale"):
+    augment.AugmentParams(scale=(1.2, 0.8))
+  with pytest.raises(ValueError, match="hue_saturation"):
+    augment.AugmentParams(hue_saturation=(-300, 60))
+  with pytest.raises(ValueError, match="flip_probability"):
+    augment.AugmentParams(flip_probability=2.0)
+
+
 def test_measure_throughput_runs():
   assert augment.measure_throughput(size=16, batch=2, repeats=1) > 0
