@@ -3,7 +3,9 @@ SoftRas's differentiable soft silhouette (Liu et al. 2019), one mesh at a time (
 
 Pixel convention of the image half: an S x S image spans [0, S] x [0, S], x right, y down,
 pixel (i, j) centred at (j + 0.5, i + 0.5). A face covers a pixel when the pixel centre is
-inside or on the edge of its projected triangle.
+inside or on the edge of its projected triangle. Vertices come in camera coordinates with
+a `Pinhole` or `WeakPerspective` camera; already projected ones as (x_px, y_px, 1) with
+`Pinhole(focal=(1, 1), principal=(0, 0))` (the tests do this).
 
 Work stays near O(faces x window^2) instead of O(faces x S^2): every face whose
 screen-space bounding box (grown by the soft radius) spans at most `window` pixel rows and
