@@ -148,15 +148,15 @@ def test_examples_depend_on_index_and_seed_only(model, poses, batch):
 def test_shapes_change_the_silhouette(model, batch):
   """One pose, orientation, place, look and crop; only the betas change. ANNY's first
   beta is mostly size (see jpose/body/anny.py), so it grows the silhouette in a fixed
-  crop; the others change its area too."""
+  crop; the third beta changes its area too."""
   i = 0
   look = appearance_lib.sample_appearance(jax.random.PRNGKey(0))
   vertices = jnp.asarray(_posed_vertices(model, batch, i), jnp.float32)
   root = lbs.regress(model, vertices, "h36m")[0]  # where the pelvis was: same framing.
   a = batch["crop"][i]
-  betas = np.zeros((5, _CONFIG.num_betas), np.float32)
-  betas[:, 0] = [-1.5, 0.0, 1.5, 0.0, 0.0]
-  betas[3, 1], betas[4, 2] = 1.5, 1.5
+  betas = np.zeros((4, _CONFIG.num_betas), np.float32)
+  betas[:3, 0] = [-1.5, 0.0, 1.5]
+  betas[3, 2] = 1.5
 
   @jax.jit
   def render(betas):
@@ -166,9 +166,11 @@ def test_shapes_change_the_silhouette(model, batch):
 
   area = np.asarray(render(jnp.asarray(betas))).sum(axis=(1, 2))
   assert area[0] < area[1] < area[2], area
-  # Measured areas (px): see the message; every pair of shapes differs by >= 5 px.
-  differences = np.abs(area[:, None] - area[None, :])[np.triu_indices(5, 1)]
-  assert differences.min() >= 5, (area, differences)
+  # Measured areas (px) 246, 628, 850 and 568 (the third beta at 1.5); over the first 4
+  # examples the third beta moved the area by 40-62 px. (The second beta moved it by
+  # 0-5 px, so it is not used here.) Bound: every pair differs by >= 20 px.
+  differences = np.abs(area[:, None] - area[None, :])[np.triu_indices(4, 1)]
+  assert differences.min() >= 20, (area, differences)
 
 
 def test_pose_library_from_the_fitter(tmp_path, poses):
