@@ -179,8 +179,12 @@ def background_image(appearance: Appearance, rays_xy, noise_stride: int = 4):
   order = jnp.arange(NUM_SHAPES)
   _, chosen = jax.lax.top_k(jnp.where(reach <= crop_radius, order + NUM_SHAPES, order),
                             MAX_SHAPES_IN_CROP)
-  for n in jnp.sort(chosen):  # painter's order: later shapes cover earlier ones.
-    hits = reach[n] <= crop_radius
+  # Which chosen shape is on top at each pixel, and its shading, as (S, S) maps: painted
+  # per colour channel instead, XLA's CPU fusion would test every shape three times.
+  chosen = jnp.sort(chosen)
+  top, shade = jnp.full((size, size), -1, jnp.int32), jnp.ones((size, size))
+  for slot in range(MAX_SHAPES_IN_CROP):  # painter's order: later shapes cover earlier ones.
+    n = chosen[slot]
     offset = rays_xy - a.shape_centre[n]
     cos, sin = jnp.cos(a.shape_angle[n]), jnp.sin(a.shape_angle[n])
     x = (cos * offset[..., 0] + sin * offset[..., 1]) / a.shape_size[n, 0]
@@ -190,7 +194,11 @@ def background_image(appearance: Appearance, rays_xy, noise_stride: int = 4):
     inside = jnp.where(kind == DISC, x * x + y * y <= 1.0,
                        jnp.where(kind == BAND, jnp.abs(y) <= BAND_HALF_WIDTH,
                                  box & ((kind == RECTANGLE) | (jnp.floor(2.0 * y) % 2 == 0))))
+    inside = inside & (reach[n] <= crop_radius)
+    top = jnp.where(inside, n, top)
     # A soft shading gradient across each shape, so shapes are not flat colour either.
-    shade = 1.0 + 0.15 * jnp.clip(x, -1.0, 1.0)
-    rgb = jnp.where((inside & hits)[..., None], a.shape_colour[n] * shade[..., None], rgb)
+    shade = jnp.where(inside, 1.0 + 0.15 * jnp.clip(x, -1.0, 1.0), shade)
+  top, shade = jax.lax.optimization_barrier((top, shade))
+  rgb = jnp.where((top >= 0)[..., None], a.shape_colour[jnp.maximum(top, 0)] * shade[..., None],
+                  rgb)
   return jnp.clip(rgb, 0.0, 1.0)

@@ -303,18 +303,21 @@ def render(joints, focal, principal, affine, size: int, appearance) -> dict[str,
   hair = (row[:, 20] > 0) & ((n_up > 0.25) | ((n_forward < -0.2) & (n_up > -0.55)))
   pelvis, thorax = joints[_J["Hip"]], joints[_J["Thorax"]]
   below_waist = _dot(point - pelvis, up) < WAIST * jnp.sqrt(_dot(thorax - pelvis, thorax - pelvis))
-  waist_colour = jnp.where(below_waist[:, None], appearance.colours[_B], appearance.colours[_T])
-  albedo = jnp.where(row[:, 21:22] > 0, waist_colour, albedo)
-  albedo = jnp.where(hair[:, None], appearance.colours[appearance_lib.HAIR], albedo)
   # Cloth pattern in the capsule's own coordinates (mm along it, and across it), so it
   # moves with the body: stripes, or checks where the table gives an `around` frequency.
   along = _dot(point - a, w)
   stripes = jnp.sin(pattern[:, 0] * along + pattern[:, 3])
   checks = jnp.where(pattern[:, 1] > 0, jnp.sin(pattern[:, 1] * _dot(normal, e1)), 1.0)
-  albedo = albedo * (1.0 + jnp.where(hair, 0.0, pattern[:, 2] * stripes * checks))[:, None]
+  texture = 1.0 + jnp.where(hair, 0.0, pattern[:, 2] * stripes * checks)
   lambert = jnp.maximum(_dot(normal, appearance.light), 0.0)
-  shade = appearance.ambient + (1.0 - appearance.ambient) * lambert
-  body = jnp.clip(albedo * shade[:, None], 0.0, 1.0)
+  brightness = texture * (appearance.ambient + (1.0 - appearance.ambient) * lambert)
+  # Per-pixel scalars first: fused straight into the (P, 3) colour below, XLA's CPU
+  # backend would recompute the normal and the pattern once per colour channel.
+  brightness, hair, below_waist = jax.lax.optimization_barrier((brightness, hair, below_waist))
+  waist_colour = jnp.where(below_waist[:, None], appearance.colours[_B], appearance.colours[_T])
+  albedo = jnp.where(row[:, 21:22] > 0, waist_colour, albedo)
+  albedo = jnp.where(hair[:, None], appearance.colours[appearance_lib.HAIR], albedo)
+  body = jnp.clip(albedo * brightness[:, None], 0.0, 1.0)
   background = appearance_lib.background_image(appearance, ray_image).reshape(-1, 3)
   image = jnp.where(hit[:, None], body, background)
   shape = (size, size)
