@@ -198,9 +198,15 @@ def test_pose_library_from_the_fitter(tmp_path, poses):
     rendered_body.load_pose_library(str(tmp_path / "short.npy"))
 
 
-def test_source_checks_model_and_config(model, poses):
+def test_source_checks_model_config_and_data_dir(model, poses, monkeypatch):
   with pytest.raises(ValueError, match="num_betas 12"):
     rendered_body.RenderedBodies(model, poses,
                                  rendered_body.BodyRenderConfig(num_betas=12))
+  seventeen = model.replace(parents=tuple(range(-1, 16)))
+  with pytest.raises(ValueError, match="has 17 joints"):
+    rendered_body.RenderedBodies(seventeen, poses)
   source = rendered_body.RenderedBodies(model, poses)
   assert source.poses.shape == (1000, 24, 3)
+  monkeypatch.delenv("JPOSE_DATA_DIR")
+  with pytest.raises(FileNotFoundError, match="set JPOSE_DATA_DIR"):
+    rendered_body.load_pose_library()
