@@ -37,7 +37,10 @@ PART_NAMES = tuple(f"{skeleton.H36M_17.joint_names[p]}-{skeleton.H36M_17.joint_n
 NUM_PRIMITIVES = len(PART_NAMES)
 HEAD_BALL = len(_BONES) + EXTRA_PRIMITIVES.index("HeadBall")
 # Culling: the crop is cut into TILES_PER_SIDE^2 tiles, and each tile's rays meet at most
-# PRIMITIVES_PER_TILE primitives (the nearest of those whose boxes reach it).
+# PRIMITIVES_PER_TILE primitives (the nearest of those whose boxes reach it). Up to 15
+# reach one tile on real Human3.6M poses; against the unculled ray test over 128 real
+# frames at 128 px, 8 leaves 0.016% of silhouette pixels out on average (0.3% in the
+# worst frame), 12 none, at a third more render time.
 TILES_PER_SIDE = 16
 PRIMITIVES_PER_TILE = 8
 assert PRIMITIVES_PER_TILE <= 32  # slots are packed into 5 bits (see `render`).
