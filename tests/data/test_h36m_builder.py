@@ -12,9 +12,9 @@ from jpose.data import h36m_files
 
 
 @pytest.fixture(scope="module")
-def subset_builder(h36m_subset_dir, tmp_path_factory):
-  data_dir = str(tmp_path_factory.mktemp("tfds_subset"))
-  return datasets.prepare("h36m", data_dir, h36m_subset_dir)
+def subset_builder(h36m_subset_dir, tfds_dir):
+  # The session's data_dir, so other modules' tests on the subset reuse this build.
+  return datasets.prepare("h36m", tfds_dir, h36m_subset_dir)
 
 
 def test_subset_counts_and_shapes(subset_builder):
