@@ -13,8 +13,8 @@ example, vmapped and jitted in `render_batch`.
 
 The body's albedo is the appearance's garment colour of each face's dominant skinning
 joint (top on the torso and upper arms, bottom on the legs, skin on head, neck and
-hands, shoes on the feet; forearms and shins follow the appearance's sleeves and
-shorts), times `mesh.shade`'s two-sided Lambert term.
+hands, shoes on the feet, hair on the head's top and back; forearms and shins follow
+the appearance's sleeves and shorts), times `mesh.shade`'s two-sided Lambert term.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ _JOINT_GARMENT = np.array([_B, _B, _B, _T, _B, _B, _T, appearance_lib.SHOES,
                            _S, _S], np.int32)
 _FOREARMS = np.array([18, 19])  # SMPL elbows: their skin is the forearm.
 _SHINS = np.array([4, 5])  # SMPL knees: their skin is the shin.
+_HEAD = 15
 # Camera frame (x right, y down, z forward) from the model's (y up, facing +z): a half
 # turn about x, so the unrotated body stands upright facing the camera.
 _MODEL_TO_CAMERA = np.diag([1.0, -1.0, -1.0]).astype(np.float32)
@@ -131,12 +132,28 @@ def sample_parameters(poses, key, config: BodyRenderConfig):
 
 
 def _face_albedo(model: body_model.BodyModel, look: appearance_lib.Appearance):
-  """(F, 3) RGB and (F,) int32 dominant SMPL joint of each face (its first vertex's)."""
+  """(F, 3) RGB and (F,) int32 dominant SMPL joint of each face (its first vertex's).
+
+  Hair covers the head's top and back, as on the mannequin: the head faces whose
+  direction from the head's centre, on the rest mesh (y up, facing +z), points up or
+  back. A direction from the centre rather than a face normal, which would depend on
+  the faces' winding."""
   joint = jnp.argmax(model.weights, axis=-1)[model.faces[:, 0]]
   garment = jnp.asarray(_JOINT_GARMENT)
   garment = garment.at[_FOREARMS].set(jnp.where(look.long_sleeves > 0, _T, _S))
   garment = garment.at[_SHINS].set(jnp.where(look.shorts > 0, _S, _B))
-  return look.colours[garment[joint]], joint.astype(jnp.int32)
+  albedo = look.colours[garment[joint]]
+  on_head = joint == _HEAD
+  centroid = jnp.mean(model.v_template[model.faces], axis=1)  # (F, 3)
+  head_centre = (jnp.sum(jnp.where(on_head[:, None], centroid, 0.0), axis=0)
+                 / jnp.maximum(jnp.sum(on_head), 1))
+  direction = centroid - head_centre
+  direction = direction / jnp.maximum(jnp.linalg.norm(direction, axis=-1, keepdims=True),
+                                      1e-9)
+  up, forward = direction[:, 1], direction[:, 2]
+  hair = on_head & ((up > 0.25) | ((forward < -0.2) & (up > -0.55)))
+  albedo = jnp.where(hair[:, None], look.colours[appearance_lib.HAIR], albedo)
+  return albedo, joint.astype(jnp.int32)
 
 
 def crop_camera(affine, focal, principal) -> mesh.Pinhole:
