@@ -30,6 +30,7 @@ import numpy as np
 from jpose.body import lbs
 from jpose.body import model as body_model
 from jpose.body import priors
+from jpose.body import smpl
 from jpose.render import appearance as appearance_lib
 from jpose.render import crop as crop_lib
 from jpose.render import mannequin
@@ -46,9 +47,23 @@ _JOINT_GARMENT = np.array([_B, _B, _B, _T, _B, _B, _T, appearance_lib.SHOES,
                            appearance_lib.SHOES, _T, appearance_lib.SHOES,
                            appearance_lib.SHOES, _S, _T, _T, _S, _T, _T, _T, _T, _S, _S,
                            _S, _S], np.int32)
-_FOREARMS = np.array([18, 19])  # SMPL elbows: their skin is the forearm.
-_SHINS = np.array([4, 5])  # SMPL knees: their skin is the shin.
-_HEAD = 15
+# Part map label k (k >= 1) is the skin of SMPL joint PART_NAMES[k - 1]; mirroring an
+# image swaps labels by PART_FLIP_PERMUTATION (for `augment.augment`).
+PART_NAMES = smpl.JOINT_NAMES
+
+
+def _mirrored(name: str) -> str:
+  """'left_hip' -> 'right_hip'; unsided names are their own mirror."""
+  for side, other in (("left_", "right_"), ("right_", "left_")):
+    if name.startswith(side):
+      return other + name[len(side):]
+  return name
+
+
+PART_FLIP_PERMUTATION = (0,) + tuple(1 + PART_NAMES.index(_mirrored(n)) for n in PART_NAMES)
+_FOREARMS = np.array([PART_NAMES.index(n) for n in ("left_elbow", "right_elbow")])
+_SHINS = np.array([PART_NAMES.index(n) for n in ("left_knee", "right_knee")])
+_HEAD = PART_NAMES.index("head")
 # Camera frame (x right, y down, z forward) from the model's (y up, facing +z): a half
 # turn about x, so the unrotated body stands upright facing the camera.
 _MODEL_TO_CAMERA = np.diag([1.0, -1.0, -1.0]).astype(np.float32)
@@ -178,7 +193,7 @@ def render_body(model: body_model.BodyModel, theta, betas, root, look, config:
       vertices with `config.margin`.
   Returns:
     image (S, S, 3) float32 [0, 1], silhouette (S, S) {0, 1}, parts (S, S) int32 (0 for
-    background, k = dominant SMPL joint + 1), joints_2d (17, 2) crop pixels, visible
+    background, k = dominant SMPL joint + 1, see PART_NAMES), joints_2d (17, 2) crop pixels, visible
     (17,), pose_3d (17, 3) root-relative mm, root_depth (), crop (2, 3), camera_f,
     camera_c (2,), theta (24, 3), betas (B,), translation (3,) metres (vertices =
     skin(theta, betas) + translation).

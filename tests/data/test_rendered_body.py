@@ -173,6 +173,16 @@ def test_shapes_change_the_silhouette(model, batch):
   assert differences.min() >= 20, (area, differences)
 
 
+def test_part_flip_swaps_left_and_right():
+  flip = rendered_body.PART_FLIP_PERMUTATION
+  names = ("background",) + rendered_body.PART_NAMES
+  assert len(flip) == 25 and flip[0] == 0
+  assert [flip[k] for k in flip] == list(range(25))  # an involution
+  assert names[flip[names.index("left_elbow")]] == "right_elbow"
+  assert names[flip[names.index("spine2")]] == "spine2"
+  assert sum(flip[k] != k for k in range(25)) == 18  # 9 left-right pairs
+
+
 def test_pose_library_from_the_fitter(tmp_path, poses):
   """A `python -m jpose.fit` .npz (its "pose" field) loads; malformed ones are named."""
   path = tmp_path / "library.npz"
