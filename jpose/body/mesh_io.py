@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from jpose import file_errors
+
 _PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
     "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
@@ -19,12 +21,8 @@ _PLY_TYPES = {
 }
 
 
-class MeshFileError(ValueError):
+class MeshFileError(file_errors.SourceFileError):
   """A mesh file is missing, truncated or not in a layout this reader understands."""
-
-  def __init__(self, path: str, problem: str):
-    super().__init__(f"{path}: {problem}")
-    self.path = path
 
 
 @dataclasses.dataclass

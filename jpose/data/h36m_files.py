@@ -16,6 +16,7 @@ import re
 import h5py
 import numpy as np
 
+from jpose import file_errors
 from jpose.geometry import skeleton
 
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
@@ -30,12 +31,8 @@ KNOWN_ABSENT_POSITIONS = frozenset({(5, "Discussion 2"), (5, "Discussion 3"), (7
 KNOWN_ABSENT_DETECTIONS = frozenset({(11, "Directions", "54138969")})
 
 
-class H36mFileError(ValueError):
+class H36mFileError(file_errors.SourceFileError):
   """A Human3.6M source file is missing, unreadable or holds arrays of the wrong shape."""
-
-  def __init__(self, path: str, problem: str):
-    super().__init__(f"{path}: {problem}")
-    self.path = path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,16 +19,14 @@ import os
 import numpy as np
 from PIL import Image
 
+from jpose import file_errors
+
 MATLAB_OFFSET = -0.5  # 1-based pixel centres -> continuous coordinates
 COCO_OFFSET = 0.5  # 0-based pixel indices -> continuous coordinates
 
 
-class ImageFileError(ValueError):
+class ImageFileError(file_errors.SourceFileError):
   """An image or annotation file is missing, unreadable or holds malformed fields."""
-
-  def __init__(self, path: str, problem: str):
-    super().__init__(f"{path}: {problem}")
-    self.path = path
 
 
 @dataclasses.dataclass(frozen=True)

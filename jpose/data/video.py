@@ -11,13 +11,11 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from jpose import file_errors
 
-class VideoFileError(ValueError):
+
+class VideoFileError(file_errors.SourceFileError):
   """A video file is missing or cannot be decoded."""
-
-  def __init__(self, path: str, problem: str):
-    super().__init__(f"{path}: {problem}")
-    self.path = path
 
 
 def read_frames(path: str, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
