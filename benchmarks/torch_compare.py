@@ -192,16 +192,25 @@ def compare(model_name: str, batch_size: int, steps: int, rounds: int) -> dict:
   """Alternating rounds; `ratio` is the median over rounds of jpose's samples/s over
   PyTorch's in the same round, so a machine whose speed drifts skews neither side."""
   config = configs.load(model_name)
+  rates = _alternate(lambda: bench.benchmark(config, batch_size, steps)["step_ms"] / 1e3,
+                     lambda: torch_step_time(model_name, batch_size, steps),
+                     rounds, batch_size, "samples", 1)
+  return {"model": model_name, "batch_size": batch_size, "rounds": rounds,
+          "steps_per_round": steps, **rates}
+
+
+def _alternate(jpose_seconds, torch_seconds, rounds: int, batch_size: int, unit: str,
+               digits: int) -> dict:
+  """Alternating timed rounds of both sides: median rates (`unit`/s), the median ratio of
+  jpose's rate over PyTorch's and its range, and the PyTorch build."""
+  import torch  # pylint: disable=g-import-not-at-top
   jpose_s, torch_s = [], []
   for _ in range(rounds):
-    jpose_s.append(bench.benchmark(config, batch_size, steps)["step_ms"] / 1e3)
-    torch_s.append(torch_step_time(model_name, batch_size, steps))
-  import torch  # pylint: disable=g-import-not-at-top
+    jpose_s.append(jpose_seconds())
+    torch_s.append(torch_seconds())
   ratios = [t / j for j, t in zip(jpose_s, torch_s)]
-  return {"model": model_name, "batch_size": batch_size, "rounds": rounds,
-          "steps_per_round": steps,
-          "jpose_samples_per_s": round(batch_size / statistics.median(jpose_s), 1),
-          "torch_samples_per_s": round(batch_size / statistics.median(torch_s), 1),
+  return {f"jpose_{unit}_per_s": round(batch_size / statistics.median(jpose_s), digits),
+          f"torch_{unit}_per_s": round(batch_size / statistics.median(torch_s), digits),
           "ratio": round(statistics.median(ratios), 3),
           "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
           "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -212,20 +221,12 @@ def compare_integral(batch_size: int, steps: int, rounds: int, size: int = 256,
                      depth: int = 50) -> dict:
   """`compare` for the integral pose net: jpose.bench's jitted forward + backward against
   the eager PyTorch one, alternating rounds."""
-  jpose_s, torch_s = [], []
-  for _ in range(rounds):
-    jpose_s.append(bench.benchmark_integral_net(size, batch_size, steps, depth)["step_ms"] / 1e3)
-    torch_s.append(torch_integral_step_time(batch_size, steps, depth, size))
-  import torch  # pylint: disable=g-import-not-at-top
-  ratios = [t / j for j, t in zip(jpose_s, torch_s)]
+  rates = _alternate(
+      lambda: bench.benchmark_integral_net(size, batch_size, steps, depth)["step_ms"] / 1e3,
+      lambda: torch_integral_step_time(batch_size, steps, depth, size),
+      rounds, batch_size, "images", 2)
   return {"model": "integral_net", "resnet_depth": depth, "size": size,
-          "batch_size": batch_size, "rounds": rounds, "steps_per_round": steps,
-          "jpose_images_per_s": round(batch_size / statistics.median(jpose_s), 2),
-          "torch_images_per_s": round(batch_size / statistics.median(torch_s), 2),
-          "ratio": round(statistics.median(ratios), 3),
-          "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
-          "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
-          "device": "cpu"}
+          "batch_size": batch_size, "rounds": rounds, "steps_per_round": steps, **rates}
 
 
 def main():
