@@ -19,6 +19,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.flip = False  # Random horizontal flip with left/right swap during training.
   c.data.max_sequences = 0  # Use only the first N sequences of each split (0: all).
   c.data.prefetch = 2  # Batches prepared ahead of the device by a grain thread.
+  # Image models' training images: "" renders data.name's poses on the device (people
+  # drawn at the real poses and cameras, jpose.data.rendered); otherwise image records,
+  # "name[:split[:weight]]" joined by commas (jpose.data.image_pipeline), e.g.
+  # "h36m_images:train:1,mpii:train:1" for Sun et al.'s 50/50 mix.
+  c.data.images = ""
+  c.data.crop_size = 256  # Side of image models' square person crop, pixels (x16).
+  # Image augmentation preset (jpose.data.augment): "seed_002" (Sun et al.'s geometry plus
+  # seed 002's colour jitter), "geometric_only" or "none".
+  c.data.augment = "seed_002"
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "lifter"  # Model key in jpose.models.registry.
@@ -30,9 +39,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.filter_width = 3  # TCN temporal kernel width W; receptive field W^(blocks+1).
   c.model.causal = False  # TCN sees only past frames (right-aligned receptive field).
   c.model.input_depth = False  # TCN input is 2D plus per-joint root-relative depth.
-  c.model.depth_range_mm = 1500.0  # Depth is divided by this range (D in Kato et al.).
+  # Root-relative depth range D, mm (Kato et al.): the depth TCN divides depth by it; the
+  # integral net's depth bins split [-D/2, D/2].
+  c.model.depth_range_mm = 1500.0
   c.model.noise_2d = 0.0  # Train-time Gaussian noise sigma on normalised 2D inputs.
   c.model.noise_depth = 0.0  # Train-time Gaussian noise sigma on normalised depth.
+  c.model.resnet_depth = 50  # Image models' ResNet backbone: 18, 34, 50 or 101 layers.
+  # ImageNet weights for the backbone: a torchvision .pth or timm .safetensors file the
+  # user has ("": random init, torchvision's).
+  c.model.pretrained = ""
+  c.model.depth_bins = 64  # Integral net: depth bins d of each joint's (d, h, w) volume.
+  c.model.head_features = 256  # Integral net: channels of the deconv head's layers.
 
   c.train = ml_collections.ConfigDict()
   c.train.trainer = "supervised"  # Trainer key in jpose.train.trainers.
@@ -62,9 +79,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 4096  # Poses per eval step.
   c.eval.split = "test"  # Split evaluated.
   c.eval.frame_stride = 1  # Evaluate every n-th frame (1: all; >1 for quick curves).
+  # Frame stride of the evaluation after the last step and of --mode=eval (1: every frame;
+  # image models on a CPU need more).
+  c.eval.final_frame_stride = 1
   c.eval.flip_test = False  # Average predictions on the input and its mirror image.
   c.eval.chunk_frames = 512  # Temporal models predict whole sequences in chunks this long.
   c.eval.depth_noise = 0.0  # Noise sigma on normalised test depth (a first stage's errors).
+
+  c.integral = ml_collections.ConfigDict()
+  c.integral.l1_weight = 1.0  # Weight of the integral L1 loss on soft-argmax joints.
+  # Weight of seed 002's Gaussian-cube heatmap BCE, switched on from heatmap_start_step
+  # (seed 002 trains integral-only first; 0 weight removes it from the compiled step).
+  c.integral.heatmap_weight = 0.0
+  c.integral.heatmap_start_step = 0
+  c.integral.heatmap_cube = 11  # Side of the Gaussian target's cube, voxels.
 
   c.gan = ml_collections.ConfigDict()
   c.gan.adversarial_weight = 0.01  # Weight of the generator's adversarial loss.
@@ -180,4 +208,39 @@ def vae_config(mode: str, variant: str = "") -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 5_000
   if variant == "tiny":
     c = tiny(c)
+  return c
+
+
+def integral_config(variant: str = "") -> ml_collections.ConfigDict:
+  """Sun et al. 2018's integral regression recipe: ResNet-50 + 3 deconv layers, 64^3
+  volumes from 256x256 crops, integral L1, Adam at 1e-3 (x0.1 at epochs 90 and 120 of
+  140; here a staircase decay of the same size), batch 128, image augmentation. Images
+  default to people rendered at data.name's poses, so it runs anywhere."""
+  c = base_config()
+  c.model.name = "integral_net"
+  c.model.resnet_depth = 50
+  c.model.depth_bins = 64
+  # Sun et al.'s code bounds the root-relative depth in a 2,000 mm box (rect_3d_width).
+  c.model.depth_range_mm = 2000.0
+  c.train.trainer = "integral"
+  c.train.optimizer = "adam"
+  c.train.learning_rate = 1e-3
+  c.train.batch_size = 128
+  c.train.num_steps = 100_000
+  c.train.lr_decay_rate = 0.1
+  c.train.lr_decay_steps = 65_000
+  c.train.checkpoint_every = 5_000
+  c.train.log_every = 100
+  c.eval.batch_size = 256
+  c.eval.frame_stride = 64  # 8,237 of S9/S11's 527,152 poses per evaluation.
+  if variant == "tiny":
+    c = tiny(c)
+    c.model.resnet_depth = 18
+    c.model.depth_bins = 8
+    c.model.head_features = 16
+    c.data.crop_size = 64
+    c.train.batch_size = 4
+    c.eval.batch_size = 8
+    c.eval.frame_stride = 300  # 16 of the tiny test split's 4,800 poses.
+    c.eval.final_frame_stride = 300
   return c

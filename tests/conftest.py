@@ -66,3 +66,31 @@ def h36m_subset_dir(h36m_dir, tmp_path_factory) -> str:
         if name.split(".")[0].split(" ")[0].split("_")[0] in ("Walking", "Directions"):
           os.symlink(os.path.join(h36m_dir, subject, sub, name), root / subject / sub / name)
   return str(root)
+
+
+LSP_IMAGES = 24  # LSP-extended people in the `image_records_dir` fixture's lsp dataset.
+
+
+@pytest.fixture(scope="session")
+def image_records_dir(real_data_dir, tmp_path_factory) -> str:
+  """A tfds data_dir with lsp (the first 24 LSP-extended people) and mpii (the 5 mmpose
+  fixture people) built once, from the real data."""
+  from jpose.data import datasets
+  data_dir = str(tmp_path_factory.mktemp("tfds_images"))
+  lsp = tmp_path_factory.mktemp("lsp_manual")
+  (lsp / "lspet" / "images").mkdir(parents=True)
+  os.symlink(os.path.join(real_data_dir, "lspet_subset/joints.mat"), lsp / "lspet/joints.mat")
+  for i in range(1, LSP_IMAGES + 1):
+    name = f"im{i:05d}.jpg"
+    os.symlink(os.path.join(real_data_dir, "lspet_subset/images", name), lsp / "lspet/images" / name)
+  datasets.prepare("lsp", data_dir, str(lsp))
+  mpii = tmp_path_factory.mktemp("mpii_manual")
+  fixtures = os.path.join(real_data_dir, "mmpose_fixtures/mpii")
+  (mpii / "annotations").mkdir()
+  (mpii / "images").mkdir()
+  os.symlink(os.path.join(fixtures, "test_mpii.json"), mpii / "annotations/mpii_train.json")
+  for name in os.listdir(fixtures):
+    if name.endswith(".jpg"):
+      os.symlink(os.path.join(fixtures, name), mpii / "images" / name)
+  datasets.prepare("mpii", data_dir, str(mpii))
+  return data_dir

@@ -36,10 +36,34 @@ def absolute_joints(pose_3d, root_pixel, root_depth, focal, principal):
   return pose_3d + root[..., None, :]
 
 
+def looks(look_ids, key) -> appearance_lib.Appearance:
+  """(B,) look ids -> their appearances (leading axis B), one per id and key."""
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(look_ids)
+  return jax.vmap(appearance_lib.sample_appearance)(keys)
+
+
 def appearances(data: resident.ResidentData, frame_ids, key) -> appearance_lib.Appearance:
   """(B,) frame ids -> their looks (leading axis B): one per sequence, from the key."""
-  keys = jax.vmap(lambda sequence: jax.random.fold_in(key, sequence))(data.first[frame_ids])
-  return jax.vmap(appearance_lib.sample_appearance)(keys)
+  return looks(data.first[frame_ids], key)
+
+
+def render_frames(frames: dict[str, jnp.ndarray], look_ids, key, size: int,
+                  margin: float = 1.3) -> dict[str, jnp.ndarray]:
+  """Renders (B,) frames given as arrays: pose_2d (B, 17, 2) pixels, pose_3d (B, 17, 3)
+  root-relative mm, root_depth (B,), camera_f and camera_c (B, 2); `look_ids` (B,) picks
+  each frame's look (frames with the same id and key look alike). Returns the
+  `render_batch` dict. The host evaluation feeds its batches through this."""
+  joints = absolute_joints(frames["pose_3d"], frames["pose_2d"][:, skeleton.ROOT],
+                           frames["root_depth"], frames["camera_f"], frames["camera_c"])
+  out = jax.vmap(functools.partial(mannequin.render_crop, size=size, margin=margin))(
+      joints, frames["camera_f"], frames["camera_c"], appearance=looks(look_ids, key))
+  inside = jnp.all((out["joints_2d"] >= 0) & (out["joints_2d"] <= size), axis=-1)
+  return {"image": out["image"], "joints_2d": out["joints_2d"],
+          "visible": inside.astype(jnp.float32), "pose_3d": frames["pose_3d"],
+          "has_3d": jnp.ones(look_ids.shape, jnp.float32),
+          "root_depth": frames["root_depth"], "crop": out["crop"],
+          "camera_f": frames["camera_f"], "camera_c": frames["camera_c"],
+          "silhouette": out["silhouette"], "parts": out["parts"]}
 
 
 @functools.partial(jax.jit, static_argnames=("size", "margin"))
@@ -64,15 +88,4 @@ def render_batch(data: resident.ResidentData, frame_ids, key, size: int, flip=No
   if flip is None:
     flip = jnp.zeros(frame_ids.shape, bool)
   frames = resident.gather_frames(data, frame_ids, flip)
-  joints = absolute_joints(frames["pose_3d"], frames["pose_2d"][:, skeleton.ROOT],
-                           frames["root_depth"], frames["camera_f"], frames["camera_c"])
-  looks = appearances(data, frame_ids, key)
-  out = jax.vmap(functools.partial(mannequin.render_crop, size=size, margin=margin))(
-      joints, frames["camera_f"], frames["camera_c"], appearance=looks)
-  inside = jnp.all((out["joints_2d"] >= 0) & (out["joints_2d"] <= size), axis=-1)
-  return {"image": out["image"], "joints_2d": out["joints_2d"],
-          "visible": inside.astype(jnp.float32), "pose_3d": frames["pose_3d"],
-          "has_3d": jnp.ones(frame_ids.shape, jnp.float32),
-          "root_depth": frames["root_depth"], "crop": out["crop"],
-          "camera_f": frames["camera_f"], "camera_c": frames["camera_c"],
-          "silhouette": out["silhouette"], "parts": out["parts"]}
+  return render_frames(frames, data.first[frame_ids], key, size, margin)

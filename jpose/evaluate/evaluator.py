@@ -91,8 +91,13 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet,
     predicted = np.asarray(jax.jit(functools.partial(predict_frames, trainer))(state, inputs))
   titles = [f"{data.subjects[s]} {data.actions[s]} #{f}"
             for s, f in zip(batch["seq_index"], batch["frame_index"])]
-  return {"pose_2d": batch["pose_2d"], "pose_3d": batch["pose_3d"], "predicted": predicted,
-          "titles": titles}
+  out = {"pose_2d": batch["pose_2d"], "pose_3d": batch["pose_3d"], "predicted": predicted,
+         "titles": titles}
+  if hasattr(trainer, "predict_images"):  # image models: their input and predicted 2D.
+    images = jax.jit(trainer.predict_images)(state, inputs)
+    out["image"], out["image_joints"] = np.asarray(images["image"]), np.asarray(
+        images["joints_2d"])
+  return out
 
 
 def _pose_errors(predicted, target) -> dict[str, jax.Array]:

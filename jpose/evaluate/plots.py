@@ -35,6 +35,19 @@ def draw_2d(ax, pose_2d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str =
   ax.set_title(title)
 
 
+def draw_image(ax, image: np.ndarray, joints_2d: np.ndarray, skeleton=skeleton_lib.H36M_17,
+               title: str = "") -> None:
+  """(S, S, 3) image in [0, 1] with a (J, 2) crop-pixel pose drawn on it."""
+  ax.imshow(np.clip(image, 0.0, 1.0))
+  for parent, child in skeleton.bones:
+    seg = joints_2d[[parent, child]]
+    ax.plot(seg[:, 0], seg[:, 1], color=_bone_colour(child, skeleton), lw=2)
+  ax.set_xlim(0, image.shape[1])
+  ax.set_ylim(image.shape[0], 0)
+  ax.set_axis_off()
+  ax.set_title(title)
+
+
 def draw_3d(ax, pose_3d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str = "",
             radius: float = 900.0) -> None:
   """(J, 3) camera-frame pose in mm (x right, y down, z forward), drawn upright."""
@@ -52,15 +65,24 @@ def draw_3d(ax, pose_3d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str =
 
 
 def figure_2d_3d(poses_2d: np.ndarray, targets_3d: np.ndarray, predicted_3d: np.ndarray,
-                 titles: list[str] | None = None):
-  """One row per example: 2D input | ground truth 3D | predicted 3D (with its MPJPE)."""
+                 titles: list[str] | None = None, images: np.ndarray | None = None,
+                 image_joints: np.ndarray | None = None):
+  """One row per example: 2D input | ground truth 3D | predicted 3D (with its MPJPE).
+
+  With `images` (N, S, S, 3) (an image model's input), the first panel is the image with
+  `image_joints` (N, J, 2), the predicted 2D in crop pixels, drawn on it.
+  """
   n = len(poses_2d)
   # A bare Figure needs no pyplot backend: it works on headless servers and in notebooks.
   fig = figure_lib.Figure(figsize=(12, 4 * n))
   for i in range(n):
     error = np.linalg.norm(predicted_3d[i] - targets_3d[i], axis=-1).mean()
     label = titles[i] if titles else f"example {i}"
-    draw_2d(fig.add_subplot(n, 3, 3 * i + 1), poses_2d[i], title=f"{label}: 2D input")
+    if images is None:
+      draw_2d(fig.add_subplot(n, 3, 3 * i + 1), poses_2d[i], title=f"{label}: 2D input")
+    else:
+      draw_image(fig.add_subplot(n, 3, 3 * i + 1), images[i], image_joints[i],
+                 title=f"{label}: image, predicted 2D")
     draw_3d(fig.add_subplot(n, 3, 3 * i + 2, projection="3d"), targets_3d[i],
             title="ground truth 3D")
     draw_3d(fig.add_subplot(n, 3, 3 * i + 3, projection="3d"), predicted_3d[i],

@@ -73,3 +73,21 @@ def voxel_to_normalized(coords: jax.Array, grid_shape: tuple[int, int, int]) -> 
   (x / w - 0.5, y / h - 0.5, z / d - 0.5; z is then root-relative mm / D)."""
   d, h, w = grid_shape
   return coords.astype(jnp.float32) / jnp.asarray([w, h, d], jnp.float32) - 0.5
+
+
+def crop_to_camera(joints: jax.Array, crop: jax.Array, root_depth: jax.Array,
+                   focal: jax.Array, principal: jax.Array, root: int = 0) -> jax.Array:
+  """(B, J, 3) (x, y crop pixels, z root-relative mm) -> (B, J, 3) root-relative camera
+  coordinates, mm, with the given (ground-truth) root depth (Sun et al.'s evaluation).
+
+  crop: (B, 2, 3) original pixels -> crop pixels; root_depth: (B,); focal, principal:
+  (B, 2). Each joint is lifted by the undistorted pinhole at depth root_depth + z, and
+  the lifted root is subtracted.
+  """
+  linear, shift = crop[:, :, :2], crop[:, :, 2]
+  pixels = jnp.einsum("bij,bkj->bki", jnp.linalg.inv(linear),
+                      joints[..., :2] - shift[:, None, :])
+  depth = root_depth[:, None] + joints[..., 2]
+  xy = (pixels - principal[:, None, :]) * depth[..., None] / focal[:, None, :]
+  camera = jnp.concatenate([xy, depth[..., None]], axis=-1)
+  return camera - camera[:, root:root + 1]

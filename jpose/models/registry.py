@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from jpose.models import integral
 from jpose.models import lifter
 from jpose.models import tcn
 from jpose.models import vae
@@ -64,6 +65,13 @@ def _pose_discriminator_2d(config: ml_collections.ConfigDict) -> nn.Module:
   return vae.PoseDiscriminator2D(width=config.model.width, dtype=_dtype(config))
 
 
+def _integral_net(config: ml_collections.ConfigDict) -> nn.Module:
+  m = config.model
+  return integral.IntegralPoseNet(resnet_depth=m.resnet_depth, num_joints=17,
+                                  depth_bins=m.depth_bins, head_features=m.head_features,
+                                  dtype=_dtype(config))
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "lifter": _lifter,
     "pose_critic": _pose_critic,
@@ -71,6 +79,7 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "vae_encoder": _vae_encoder,
     "vae_decoder": _vae_decoder,
     "pose_discriminator_2d": _pose_discriminator_2d,
+    "integral_net": _integral_net,
 }
 
 

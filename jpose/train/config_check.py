@@ -5,6 +5,7 @@ error that names the field.
 from __future__ import annotations
 
 import difflib
+import os
 
 import ml_collections
 
@@ -32,6 +33,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   from jpose.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
   from jpose.models import registry  # pylint: disable=g-import-not-at-top
   from jpose.train import registry as trainer_registry  # pylint: disable=g-import-not-at-top
+  from jpose.models import resnet  # pylint: disable=g-import-not-at-top
+  from jpose.train import integral  # pylint: disable=g-import-not-at-top
   from jpose.train import optimizers  # pylint: disable=g-import-not-at-top
   checks = [
       ("data.name", config.data.name, datasets.BUILDERS),
@@ -42,16 +45,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("train.compute_dtype", config.train.compute_dtype, registry.COMPUTE_DTYPES),
       ("vae.projection", config.vae.projection, ("perspective", "orthographic")),
       ("vae.rotation_axis", config.vae.rotation_axis, ("world_up", "camera_y")),
+      ("data.augment", config.data.augment, integral.AUGMENT_PRESETS),
+      ("model.resnet_depth", config.model.resnet_depth, resnet.LAYOUTS),
   ]
   for field, value, allowed in checks:
     if value not in allowed:
       raise ValueError(f"config.{field}: '{value}' is not one of {sorted(allowed)}")
   for field in ("train.batch_size", "train.num_steps", "train.checkpoint_every",
                 "train.log_every", "train.steps_per_dispatch", "eval.batch_size",
-                "eval.frame_stride"):
+                "eval.frame_stride", "eval.final_frame_stride", "data.crop_size",
+                "model.depth_bins", "model.head_features"):
     section, key = field.split(".")
     if int(config[section][key]) <= 0:
       raise ValueError(f"config.{field}: must be positive, got {config[section][key]}")
+  if config.data.crop_size % 32:
+    raise ValueError(f"config.data.crop_size: must be a multiple of 32 (the ResNet's "
+                     f"stride), got {config.data.crop_size}")
+  integral.parse_sources(config.data.images)
+  if config.model.pretrained and not os.path.isfile(config.model.pretrained):
+    raise FileNotFoundError(f"config.model.pretrained: no file at {config.model.pretrained}")
   k = config.train.steps_per_dispatch
   for field in ("num_steps", "log_every", "checkpoint_every", "eval_every"):
     if config.train[field] % k:

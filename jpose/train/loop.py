@@ -200,7 +200,8 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
       paths = report.write(results, workdir)
       examples = evaluator.sample_predictions(exp.trainer, state, exp.eval_data)
       figure = plots.figure_2d_3d(examples["pose_2d"], examples["pose_3d"],
-                                  examples["predicted"], examples["titles"])
+                                  examples["predicted"], examples["titles"],
+                                  examples.get("image"), examples.get("image_joints"))
       figure.savefig(os.path.join(workdir, "poses.png"), dpi=80)
       if hasattr(exp.trainer, "latent_means"):
         means, labels = evaluator.latent_means(exp.trainer, state, exp.eval_data)
@@ -312,7 +313,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       writer.flush()
   if not evaluate_at_end:
     return None
-  results = run_evaluation(exp, state, workdir, writer, frame_stride=1, eval_step=eval_step)
+  results = run_evaluation(exp, state, workdir, writer, config.eval.final_frame_stride,
+                           eval_step=eval_step)
   writer.flush()
   return results
 
@@ -327,6 +329,6 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   state, _ = ckpt.restore(exp.abstract_state)
   ckpt.close()
   writer = writers.create_default_writer(workdir)
-  results = run_evaluation(exp, state, workdir, writer, frame_stride=1)
+  results = run_evaluation(exp, state, workdir, writer, config.eval.final_frame_stride)
   writer.flush()
   return results

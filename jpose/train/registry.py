@@ -5,6 +5,7 @@ from __future__ import annotations
 import ml_collections
 
 from jpose.data import pipeline
+from jpose.train import integral
 from jpose.train import temporal
 from jpose.train import trainers
 from jpose.train import vae
@@ -14,6 +15,7 @@ TRAINERS = {
     "gan": trainers.GanLifter,
     "temporal": temporal.TemporalTrainer,
     "vae": vae.VaeTrainer,
+    "integral": integral.IntegralTrainer,
 }
 
 

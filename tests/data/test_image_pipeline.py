@@ -11,31 +11,12 @@ import pytest
 from jpose.data import datasets
 from jpose.data import image_pipeline
 from jpose.data import image_records
-
-LSP_IMAGES = 24
+from tests.conftest import LSP_IMAGES
 
 
 @pytest.fixture(scope="module")
-def built(real_data_dir, tmp_path_factory):
-  """lsp (24 LSP-extended people) and mpii (the 5 mmpose fixture people), built once."""
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  lsp = tmp_path_factory.mktemp("lsp_manual")
-  (lsp / "lspet" / "images").mkdir(parents=True)
-  os.symlink(os.path.join(real_data_dir, "lspet_subset/joints.mat"), lsp / "lspet/joints.mat")
-  for i in range(1, LSP_IMAGES + 1):
-    name = f"im{i:05d}.jpg"
-    os.symlink(os.path.join(real_data_dir, "lspet_subset/images", name), lsp / "lspet/images" / name)
-  datasets.prepare("lsp", data_dir, str(lsp))
-  mpii = tmp_path_factory.mktemp("mpii_manual")
-  fixtures = os.path.join(real_data_dir, "mmpose_fixtures/mpii")
-  (mpii / "annotations").mkdir()
-  (mpii / "images").mkdir()
-  os.symlink(os.path.join(fixtures, "test_mpii.json"), mpii / "annotations/mpii_train.json")
-  for name in os.listdir(fixtures):
-    if name.endswith(".jpg"):
-      os.symlink(os.path.join(fixtures, name), mpii / "images" / name)
-  datasets.prepare("mpii", data_dir, str(mpii))
-  return data_dir
+def built(image_records_dir):
+  return image_records_dir
 
 
 def _fake_3d_records(count: int, size: int = 256) -> list[bytes]:

@@ -1,0 +1,111 @@
+"""The integral trainer end to end on tiny configs: rendered and recorded images train,
+evaluate with poses.png, resume exactly, and the heatmap term switches on at its step."""
+
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import configs
+from jpose.data import pipeline
+from jpose.losses import integral as integral_losses
+from jpose.train import checkpointing
+from jpose.train import config_check
+from jpose.train import integral
+from jpose.train import loop
+
+
+def _final_state(config, workdir):
+  exp = loop.build_experiment(config)
+  return checkpointing.Checkpointer(workdir, 3).restore(exp.abstract_state)
+
+
+def test_seed002_tiny_trains_evaluates_and_resumes_exactly(tiny_config, tmp_path):
+  """Crossing the heatmap switch (step 3 of 6) inside the resumed half."""
+  full = tmp_path / "full"
+  results = loop.train_and_evaluate(tiny_config("integral_seed002"), str(full))
+  assert results["num_frames"] == 16
+  assert np.isfinite(results["protocol1"]["action_wise_mean"])
+  assert os.path.isfile(full / "poses.png") and os.path.isfile(full / "eval_results.json")
+  split = tmp_path / "split"
+  loop.train_and_evaluate(tiny_config("integral_seed002", num_steps=3), str(split),
+                          evaluate_at_end=False)
+  loop.train_and_evaluate(tiny_config("integral_seed002"), str(split), evaluate_at_end=False)
+  (a, data_a), (b, data_b) = (_final_state(tiny_config("integral_seed002"), str(d))
+                              for d in (full, split))
+  assert int(a.step) == int(b.step) == 6 and data_a == data_b
+  chex.assert_trees_all_equal(a.params, b.params)
+  chex.assert_trees_all_equal(a.batch_stats, b.batch_stats)
+
+
+def test_heatmap_term_joins_the_loss_at_its_start_step(tiny_config):
+  config = tiny_config("integral_seed002")
+  assert config.integral.heatmap_start_step == 3
+  trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
+  rng = np.random.default_rng(0)
+  grid = (config.model.depth_bins, 16, 16)
+  logits = jnp.asarray(rng.normal(0, 1, (2, 17) + grid), jnp.float32)
+  images = {"joints_2d": jnp.asarray(rng.uniform(0, 64, (2, 17, 2)), jnp.float32),
+            "pose_3d": jnp.asarray(rng.normal(0, 300, (2, 17, 3)), jnp.float32),
+            "visible": jnp.ones((2, 17)), "has_3d": jnp.asarray([1.0, 0.0])}
+  before, after = (trainer.losses(logits, images, jnp.int32(s)) for s in (2, 3))
+  assert float(before["heatmap_bce"]) == 0.0
+  assert float(before["loss"]) == pytest.approx(float(before["integral_l1"]))
+  target = integral.voxel_targets(images, grid, config.data.crop_size,
+                                  config.model.depth_range_mm)
+  # Only the example with 3D has a cube: the mask is visible * has_3d.
+  expected = integral_losses.gaussian_cube_bce(logits[:1], target[:1], jnp.ones((1, 17)))
+  assert float(after["heatmap_bce"]) == pytest.approx(float(expected), rel=1e-6)
+  assert float(after["loss"]) == pytest.approx(
+      float(after["integral_l1"]) + config.integral.heatmap_weight * float(expected), rel=1e-6)
+
+
+def test_recorded_images_train_x_y_of_2d_only_people(tiny_config, image_records_dir):
+  """LSP people (no 3D): records feed the same step; depth is masked, x and y train."""
+  config = tiny_config("integral_r50", num_steps=2, checkpoint_every=2, log_every=2)
+  config.data.images = "lsp:train:1,mpii:train:1"
+  config.data.data_dir = image_records_dir
+  config.data.crop_size = 256  # the records' crop size
+  trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
+  assert trainer.batch_keys == integral.IMAGE_KEYS
+  dataset = trainer.train_dataset(None, None, 4, seed=0)
+  batch = dataset[0]
+  assert batch["image"].shape == (4, 256, 256, 3) and batch["image"].dtype == np.uint8
+  assert not batch["has_3d"].any()
+  state = jax.jit(trainer.init)(jax.random.key(0))
+  step = jax.jit(trainer.train_step)
+  state, metrics = step(state, {k: jnp.asarray(batch[k]) for k in trainer.batch_keys}, ())
+  assert np.isfinite(float(metrics["loss"])) and float(metrics["loss"]) > 0
+  assert float(metrics["train_depth_error_mm"]) == 0.0  # no 3D in the batch: nothing counted
+
+
+def test_bad_image_fields_are_named(tiny_config):
+  config = tiny_config("integral_r50")
+  config.data.augment = "imgaug"
+  with pytest.raises(ValueError, match="data.augment"):
+    config_check.validate(config)
+  config = tiny_config("integral_r50")
+  config.data.images = "mpii:train:half"
+  with pytest.raises(ValueError, match="weight 'half'"):
+    config_check.validate(config)
+  config = tiny_config("integral_r50")
+  config.data.crop_size = 100
+  with pytest.raises(ValueError, match="crop_size"):
+    config_check.validate(config)
+  config = tiny_config("integral_r50")
+  config.model.pretrained = "/nonexistent/resnet50.pth"
+  with pytest.raises(FileNotFoundError, match="/nonexistent/resnet50.pth"):
+    config_check.validate(config)
+
+
+@pytest.mark.parametrize("name,params", [
+    ("integral_r50", 34_274_944), ("integral_depth72", 34_309_896),
+    ("integral_r18_cpu", 15_512_160)])
+def test_parameter_counts(name, params):
+  config = configs.load(name)
+  trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
+  shapes = jax.eval_shape(trainer.init, jax.random.key(0))
+  assert sum(x.size for x in jax.tree.leaves(shapes.params)) == params
