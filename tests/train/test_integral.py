@@ -103,7 +103,7 @@ def test_bad_image_fields_are_named(tiny_config):
 
 @pytest.mark.parametrize("name,params", [
     ("integral_r50", 34_274_944), ("integral_depth72", 34_309_896),
-    ("integral_r18_cpu", 15_512_160)])
+    ("integral_r18_cpu", 12_820_320)])
 def test_parameter_counts(name, params):
   config = configs.load(name)
   trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
