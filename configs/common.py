@@ -82,6 +82,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Frame stride of the evaluation after the last step and of --mode=eval (1: every frame;
   # image models on a CPU need more).
   c.eval.final_frame_stride = 1
+  # Image models: recorded crops to evaluate on, "name[:split]" (e.g. "h36m_images:test",
+  # real frames with 3D); "": people rendered at the poses of data.name's eval.split.
+  c.eval.images = ""
   c.eval.flip_test = False  # Average predictions on the input and its mirror image.
   c.eval.chunk_frames = 512  # Temporal models predict whole sequences in chunks this long.
   c.eval.depth_noise = 0.0  # Noise sigma on normalised test depth (a first stage's errors).

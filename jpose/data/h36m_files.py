@@ -24,6 +24,10 @@ TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
 TEST_SUBJECTS = (9, 11)
 CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
 FPS = 50.0
+# The 15 action classes (a sequence "Walking 1" is of class "Walking").
+ACTION_CLASSES = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo",
+                  "Posing", "Purchases", "Sitting", "SittingDown", "Smoking", "Waiting",
+                  "WalkDog", "WalkTogether", "Walking")
 # The source files that the public release lacks; a build skips these (and lists them),
 # and stops on any other missing file.
 KNOWN_ABSENT_POSITIONS = frozenset({(5, "Discussion 2"), (5, "Discussion 3"), (7, "Discussion"),

@@ -17,6 +17,7 @@ Batch dict (B = batch, S = crop size), the image-half conventions:
   crop        (B, 2, 3) float32 original pixels -> crop pixels
   camera_f, camera_c (B, 2) float32 (0 where unknown)
   source      (B,) int32 index into the `sources` the dataset was made from
+  image_id    (B,) str, the record's id (e.g. 'S9/Walking 1/54138969/000064')
   valid       (B,) bool; False on the padding of a final partial eval batch
 """
 
@@ -71,8 +72,8 @@ def open_serialized(source: Source, data_dir: str | None = None,
   return parsed.data_source
 
 
-def parse_record(serialized: bytes) -> tuple[bytes, np.ndarray]:
-  """A serialized record -> (JPEG bytes, (114,) float32 labels in LABEL_SHAPES order).
+def parse_record(serialized: bytes) -> tuple[bytes, np.ndarray, str]:
+  """A serialized record -> (JPEG bytes, (114,) float32 labels in LABEL_SHAPES order, id).
 
   Reads only the fields a batch needs straight from the tf.train.Example: about 6x
   cheaper than tfds' full per-feature parse, which would cost as much as the decode.
@@ -88,7 +89,8 @@ def parse_record(serialized: bytes) -> tuple[bytes, np.ndarray]:
   if labels.shape != (sum(_LABEL_SIZES),):
     raise ValueError(f"a record's label fields hold {labels.size} values, expected "
                      f"{sum(_LABEL_SIZES)} ({LABEL_SHAPES})")
-  return jpeg, labels
+  image_id = feature["image_id"].bytes_list.value[0].decode() if "image_id" in feature else ""
+  return jpeg, labels, image_id
 
 
 class _EpochShuffled:
@@ -128,7 +130,7 @@ class _InOrder:
 
 
 class _Parse:
-  """Serialized record -> (JPEG bytes, labels, source index); runs per element."""
+  """Serialized record -> (JPEG bytes, labels, id, source index); runs per element."""
 
   def __init__(self, source_index: int):
     self.source_index = source_index
@@ -155,7 +157,7 @@ class _DecodeBatch:
     # Pad a final partial batch by repeating its last element, marked invalid.
     padded = list(elements) + [elements[-1]] * (b - len(elements))
     valid[:len(elements)] = True
-    for i, (jpeg, _, _) in enumerate(padded):
+    for i, (jpeg, *_) in enumerate(padded):
       try:
         shape = decode_jpeg(jpeg, images[i]).shape
       except ValueError as e:  # simplejpeg: buffer too small, or a damaged JPEG
@@ -168,7 +170,8 @@ class _DecodeBatch:
     labels["joints_2d"] = np.where(labels["visible"][..., None] > 0,
                                    np.nan_to_num(labels["joints_2d"]), 0.0).astype(np.float32)
     return {"image": images, **labels,
-            "source": np.array([e[2] for e in padded], np.int32), "valid": valid}
+            "source": np.array([e[3] for e in padded], np.int32),
+            "image_id": np.array([e[2] for e in padded]), "valid": valid}
 
 
 def make_dataset(sources: Sequence[Source], batch_size: int, *, seed: int = 0,

@@ -16,6 +16,8 @@ from jax.experimental import multihost_utils
 import numpy as np
 import tqdm
 
+from jpose.data import h36m_files
+from jpose.data import image_pipeline
 from jpose.data import pipeline
 from jpose.data import resident
 from jpose.data import windows
@@ -98,6 +100,93 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet,
     out["image"], out["image_joints"] = np.asarray(images["image"]), np.asarray(
         images["joints_2d"])
   return out
+
+
+class _Strided:
+  """Every `stride`-th record of a random-access source."""
+
+  def __init__(self, records, stride: int):
+    self.records, self.stride = records, stride
+
+  def __len__(self) -> int:
+    return -(-len(self.records) // self.stride)
+
+  def __getitem__(self, index: int):
+    return self.records[int(index) * self.stride]
+
+
+def _record_label(image_id: str) -> tuple[int, int]:
+  """'S9/Walking 1/54138969/000064' -> (9, index of 'Walking' in ACTION_CLASSES); ids of
+  other layouts -> (-1, -1). Integers, so every process can gather every label."""
+  parts = image_id.split("/")
+  try:
+    subject = int(parts[0][1:]) if parts[0].startswith("S") else -1
+    action = h36m_files.ACTION_CLASSES.index(accumulator.action_class(parts[1]))
+  except (ValueError, IndexError):
+    return -1, -1
+  return subject, action
+
+
+def make_image_eval_step(trainer, mesh):
+  def eval_step(state, batch):
+    return _pose_errors(trainer.predict_records(state, batch), batch["pose_3d"])
+  return jax.jit(eval_step, out_shardings=sharding.batch_sharding(mesh))
+
+
+def image_eval_dataset(source: image_pipeline.Source, batch_size: int, crop_size: int,
+                       data_dir: str | None, frame_stride: int = 1, shard_index=None,
+                       shard_count=None):
+  """Every frame_stride-th record of an image split, in order, in padded batches."""
+  records = image_pipeline.open_serialized(source, data_dir)
+  if frame_stride > 1:
+    records = _Strided(records, frame_stride)
+  return image_pipeline.make_dataset([source], batch_size, train=False, crop_size=crop_size,
+                                     data_sources=[records], shard_index=shard_index,
+                                     shard_count=shard_count)
+
+
+def evaluate_images(trainer, state, source: image_pipeline.Source, batch_size: int, mesh,
+                    eval_step=None, frame_stride: int = 1, progress: bool = True,
+                    data_dir: str | None = None) -> accumulator.ErrorAccumulator:
+  """Errors of an image model on recorded crops with 3D (e.g. h36m_images' test split),
+  grouped by the subject and action in each record's id."""
+  eval_step = eval_step or make_image_eval_step(trainer, mesh)
+  dataset = image_eval_dataset(source, sharding.per_process_batch(batch_size), trainer.size,
+                               data_dir, frame_stride)
+  acc = accumulator.ErrorAccumulator()
+  for batch in tqdm.tqdm(dataset, desc="eval", disable=not progress or jax.process_index() > 0,
+                         leave=False):
+    device_batch = sharding.to_global(mesh, {k: batch[k] for k in trainer.record_keys})
+    errors = multihost_utils.process_allgather(eval_step(state, device_batch), tiled=True)
+    labels = np.array([_record_label(i) for i in batch["image_id"]], np.int32)
+    labels = multihost_utils.process_allgather(labels, tiled=True)
+    valid = multihost_utils.process_allgather(batch["valid"] & (batch["has_3d"] > 0), tiled=True)
+    known = labels[:, 0] >= 0
+    if np.any(valid & ~known):
+      raise ValueError(f"evaluation on '{source.name}/{source.split}': record ids such as "
+                       f"{batch['image_id'][0]!r} do not name a Human3.6M subject and action")
+    actions = [h36m_files.ACTION_CLASSES[a] if a >= 0 else "" for a in labels[:, 1]]
+    subjects = [f"S{s}" for s in labels[:, 0]]
+    acc.update({k: np.asarray(v) for k, v in errors.items()}, actions, subjects, valid=valid)
+  return acc
+
+
+def sample_image_predictions(trainer, state, source: image_pipeline.Source,
+                             num_examples: int = 3, data_dir: str | None = None
+                             ) -> dict[str, np.ndarray]:
+  """`sample_predictions` for recorded crops: a few records spread over the split."""
+  records = image_pipeline.open_serialized(source, data_dir)
+  dataset = image_eval_dataset(source, num_examples, trainer.size, data_dir,
+                               max(1, len(records) // num_examples), 0, 1)
+  batch = dataset[0]
+  inputs = {k: jnp.asarray(batch[k]) for k in trainer.record_keys}
+  state = jax.device_get(state)
+  predicted = jax.jit(trainer.predict_records)(state, inputs)
+  crops = jax.jit(trainer.predict_crops)(state, inputs["image"])
+  return {"pose_2d": batch["joints_2d"], "pose_3d": batch["pose_3d"],
+          "predicted": np.asarray(predicted), "titles": list(batch["image_id"]),
+          "image": batch["image"].astype(np.float32) / 255.0,
+          "image_joints": np.asarray(crops)[..., :2]}
 
 
 def _pose_errors(predicted, target) -> dict[str, jax.Array]:

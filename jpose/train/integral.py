@@ -73,8 +73,9 @@ def voxel_targets(images: Batch, grid_shape, crop_size: int, depth_range_mm: flo
 class IntegralTrainer:
   """Integral L1 (+ Gaussian-cube heatmap BCE) on rendered or recorded person crops."""
 
+  # Evaluation inputs: host frames of a SequenceSet (rendered), or recorded crops.
   predict_keys = ("pose_2d", "pose_3d", "camera_f", "camera_c", "root_depth", "seq_index")
-  eval_mode = "frames"
+  record_keys = ("image", "crop", "root_depth", "camera_f", "camera_c", "pose_3d")
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
                num_train_frames: int):
@@ -85,6 +86,12 @@ class IntegralTrainer:
     self.augment_params = AUGMENT_PRESETS[config.data.augment]
     self.sources = parse_sources(config.data.images)
     self.batch_keys = IMAGE_KEYS if self.sources else ("frame_id",)
+    eval_sources = parse_sources(config.eval.images)
+    if len(eval_sources) > 1:
+      raise ValueError(f"config.eval.images: one source, got '{config.eval.images}'")
+    # "images": recorded crops (evaluator.evaluate_images); "frames": rendered test frames.
+    self.eval_source = eval_sources[0] if eval_sources else None
+    self.eval_mode = "images" if self.eval_source else "frames"
     self.steps_per_epoch = max(1, num_train_frames // config.train.batch_size)
     self.models = {"net": registry.build(config.model.name, config)}
     self.optimizers = {"net": optimizers.make_optimizer(config, config.train.learning_rate,
@@ -215,6 +222,12 @@ class IntegralTrainer:
     images = self.render_eval(batch)
     joints = self.predict_crops(state, images["image"])
     return heatmap.crop_to_camera(joints, images["crop"], batch["root_depth"],
+                                  batch["camera_f"], batch["camera_c"], skeleton.ROOT)
+
+  def predict_records(self, state, batch: Batch) -> jax.Array:
+    """Recorded crops (`record_keys`) -> (B, 17, 3) root-relative camera coordinates, mm."""
+    joints = self.predict_crops(state, augment_lib.to_float_image(batch["image"]))
+    return heatmap.crop_to_camera(joints, batch["crop"], batch["root_depth"],
                                   batch["camera_f"], batch["camera_c"], skeleton.ROOT)
 
   def predict_images(self, state, batch: Batch) -> dict[str, jax.Array]:

@@ -171,6 +171,8 @@ class _Preemption:
 
 
 def make_eval_step(exp: Experiment):
+  if exp.trainer.eval_mode == "images":
+    return evaluator.make_image_eval_step(exp.trainer, exp.mesh)
   if exp.trainer.eval_mode == "sequences":
     return evaluator.make_sequence_eval_step(exp.trainer, exp.mesh)
   return evaluator.make_eval_step(exp.trainer, exp.mesh)
@@ -178,7 +180,12 @@ def make_eval_step(exp: Experiment):
 
 def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: int,
                    eval_step=None, final: bool = True) -> dict:
-  if exp.trainer.eval_mode == "sequences":  # whole sequences; the stride skips sequences.
+  data_dir = exp.config.data.data_dir or None
+  if exp.trainer.eval_mode == "images":  # recorded crops
+    acc = evaluator.evaluate_images(exp.trainer, state, exp.trainer.eval_source,
+                                    exp.config.eval.batch_size, exp.mesh, eval_step,
+                                    frame_stride=frame_stride, data_dir=data_dir)
+  elif exp.trainer.eval_mode == "sequences":  # whole sequences; the stride skips sequences.
     acc = evaluator.evaluate_sequences(exp.trainer, state, exp.eval_data,
                                        exp.config.eval.batch_size, exp.mesh, eval_step,
                                        sequence_stride=frame_stride)
@@ -187,18 +194,24 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
                              exp.config.eval.batch_size, exp.mesh, eval_step,
                              frame_stride=frame_stride)
   step = int(jax.device_get(state.step))
-  results = report.results_dict(acc, step, dataset=exp.config.data.name,
-                                split=exp.config.eval.split, input_2d=exp.config.data.input_2d,
-                                frame_stride=frame_stride)
+  source = getattr(exp.trainer, "eval_source", None)
+  results = report.results_dict(acc, step,
+                                dataset=source.name if source else exp.config.data.name,
+                                split=source.split if source else exp.config.eval.split,
+                                input_2d=exp.config.data.input_2d, frame_stride=frame_stride)
   writer.write_scalars(step, {f"eval/{k}_action_wise": results[k]["action_wise_mean"]
                               for k in report.PROTOCOLS if k in results})
   if jax.process_index() == 0:
     table = report.markdown_table(results)
-    print(f"\nEvaluation at step {step} on {exp.config.data.name}/{exp.config.eval.split} "
+    print(f"\nEvaluation at step {step} on {results['dataset']}/{results['split']} "
           f"({results['num_frames']} poses, mm):\n{table}\n", flush=True)
     if final:
       paths = report.write(results, workdir)
-      examples = evaluator.sample_predictions(exp.trainer, state, exp.eval_data)
+      if source:
+        examples = evaluator.sample_image_predictions(exp.trainer, state, source,
+                                                      data_dir=data_dir)
+      else:
+        examples = evaluator.sample_predictions(exp.trainer, state, exp.eval_data)
       figure = plots.figure_2d_3d(examples["pose_2d"], examples["pose_3d"],
                                   examples["predicted"], examples["titles"],
                                   examples.get("image"), examples.get("image_joints"))

@@ -88,3 +88,67 @@ def test_processes_draw_different_flips(synthetic_train):
                                  shard_count=2, indices_only=True)[0]["flip"] for i in range(2)]
   assert 10 < flips[0].sum() < 54 and 10 < flips[1].sum() < 54
   assert (flips[0] != flips[1]).any()
+
+
+# (subject/action id, root depth): the oracle below errs by (root_depth - 4000) mm in x on
+# every joint but the root, so record i's MPJPE is i * 16 / 17 mm.
+_IMAGE_RECORDS = [("S9/Walking 1/54138969/000000", 4000.0), ("S9/Walking 1/54138969/000005", 4001.0),
+                  ("S9/Eating/54138969/000000", 4002.0), ("S11/Walking/60457274/000000", 4003.0),
+                  ("S11/Eating 2/60457274/000000", 4004.0)]
+
+
+def fake_h36m_image_records(size: int = 64) -> list[bytes]:
+  """Serialized h36m_images-layout records with the ids and root depths above."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from jpose.data import image_records  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  features = image_records.features()
+  out = []
+  for image_id, depth in _IMAGE_RECORDS:
+    pose = rng.normal(0, 300, (17, 3))
+    out.append(features.serialize_example(image_records.person_record(
+        image=Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)),
+        image_id=image_id, joints_2d=rng.uniform(100, 200, (17, 2)), visible=np.ones(17),
+        pose_3d=pose - pose[0], root_depth=depth, camera_f=np.array([1000.0, 1000.0]),
+        camera_c=np.array([150.0, 150.0]), size=size)))
+  return out
+
+
+class _Oracle:
+  size = 64
+  record_keys = ("image", "pose_3d", "root_depth")
+
+  def predict_records(self, state, batch):
+    del state
+    shift = jnp.zeros((17, 3)).at[1:, 0].set(1.0)
+    return batch["pose_3d"] + (batch["root_depth"] - 4000.0)[:, None, None] * shift
+
+
+@pytest.mark.parametrize("stride,actions,subjects", [
+    (1, {"Walking": 4 / 3, "Eating": 3.0}, {"S9": 1.0, "S11": 3.5}),
+    (2, {"Walking": 0.0, "Eating": 3.0}, {"S9": 1.0, "S11": 4.0})])
+def test_image_evaluation_groups_records_by_id(monkeypatch, stride, actions, subjects):
+  from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.train import sharding  # pylint: disable=g-import-not-at-top
+  records = fake_h36m_image_records()
+  monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
+  acc = evaluator.evaluate_images(_Oracle(), None, image_pipeline.Source("h36m_images", "test"),
+                                  2, sharding.make_mesh(), frame_stride=stride, progress=False)
+  per_action = acc.per_action("mpjpe")
+  assert set(per_action) == set(actions)
+  for name, mean in actions.items():
+    assert per_action[name] == pytest.approx(mean * 16 / 17, abs=1e-4)
+  for name, mean in acc.per_subject("mpjpe").items():
+    assert mean == pytest.approx(subjects[name] * 16 / 17, abs=1e-4)
+  assert acc.frame_count() == len(range(0, len(records), stride))
+
+
+def test_image_evaluation_rejects_ids_without_subject_and_action(monkeypatch):
+  from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.train import sharding  # pylint: disable=g-import-not-at-top
+  records = fake_h36m_image_records()
+  monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
+  monkeypatch.setattr(evaluator, "_record_label", lambda image_id: (-1, -1))
+  with pytest.raises(ValueError, match="do not name a Human3.6M subject and action"):
+    evaluator.evaluate_images(_Oracle(), None, image_pipeline.Source("h36m_images", "test"),
+                              2, sharding.make_mesh(), progress=False)

@@ -109,3 +109,21 @@ def test_parameter_counts(name, params):
   trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
   shapes = jax.eval_shape(trainer.init, jax.random.key(0))
   assert sum(x.size for x in jax.tree.leaves(shapes.params)) == params
+
+
+def test_recorded_test_crops_evaluate_by_subject_and_action(tiny_config, monkeypatch, tmp_path):
+  """eval.images: the final evaluation reads recorded crops (h36m_images' layout) instead
+  of rendering, and names that split in its results."""
+  from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
+  from tests.evaluate.test_evaluator import fake_h36m_image_records  # pylint: disable=g-import-not-at-top
+  records = fake_h36m_image_records(size=64)
+  monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
+  config = tiny_config("integral_r50", num_steps=2, checkpoint_every=2, log_every=2)
+  config.eval.images = "h36m_images:test"
+  config.eval.final_frame_stride = 1
+  results = loop.train_and_evaluate(config, str(tmp_path))
+  assert (results["dataset"], results["split"], results["num_frames"]) == ("h36m_images", "test", 5)
+  assert set(results["protocol1"]["per_action"]) == {"Walking", "Eating"}
+  assert set(results["protocol1"]["per_subject"]) == {"S9", "S11"}
+  assert np.isfinite(results["protocol1"]["action_wise_mean"])
+  assert os.path.isfile(tmp_path / "poses.png")
