@@ -131,9 +131,9 @@ def op_time_summary(trace_dir: str, steps: int, top: int = 8) -> list[list]:
           for name, us in totals.most_common(top)]
 
 
-def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = None) -> dict:
-  """Times train.steps_per_dispatch steps per dispatch; step_ms is per step. With
-  profile_dir, also traces 5 more dispatches there and summarises their ops."""
+def _compiled_train_step(config, batch_size: int):
+  """The config's train dispatch compiled on random batches of `batch_size`: (compiled,
+  state, batch, resident, trainer, compile seconds)."""
   config_check.validate(config)
   sharding.check_batch_size(batch_size)
   k = config.train.steps_per_dispatch
@@ -155,7 +155,14 @@ def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = Non
                     out_shardings=(state_sharding, sharding.replicated(mesh)), donate_argnums=0)
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, batch, resident).compile()
-  compile_s = time.perf_counter() - t0
+  return compiled, state, batch, resident, trainer, time.perf_counter() - t0
+
+
+def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = None) -> dict:
+  """Times train.steps_per_dispatch steps per dispatch; step_ms is per step. With
+  profile_dir, also traces 5 more dispatches there and summarises their ops."""
+  k = config.train.steps_per_dispatch
+  compiled, state, batch, resident, trainer, compile_s = _compiled_train_step(config, batch_size)
   for _ in range(3):  # warm-up
     state, metrics = compiled(state, batch, resident)
   jax.block_until_ready(metrics)
@@ -193,6 +200,36 @@ def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = Non
           "peak_memory_bytes": memory.get("peak_bytes_in_use"),
           "device_kind": device_kind, "device_count": jax.device_count(),
           **({"profile_top_ops": profile} if profile else {})}
+
+
+def benchmark_heatmap_cost(config, batch_size: int, rounds: int) -> dict:
+  """The Gaussian-cube heatmap loss's share of an integral train step: the config's step
+  with the loss on from step 0 and with it off (weight 0: not compiled in), timed in
+  alternating rounds of 3 steps in one process, so both see the same machine load."""
+  on, off = config.copy_and_resolve_references(), config.copy_and_resolve_references()
+  on.integral.heatmap_weight, on.integral.heatmap_start_step = 1.0, 0
+  off.integral.heatmap_weight = 0.0
+  steps = {name: list(_compiled_train_step(c, batch_size)[:4])
+           for name, c in (("heatmap", on), ("integral_only", off))}
+  times = {name: [] for name in steps}
+  for r in range(rounds + 1):
+    for name, run in steps.items():
+      compiled, state, batch, resident = run
+      t0 = time.perf_counter()
+      for _ in range(3):
+        state, metrics = compiled(state, batch, resident)
+      jax.block_until_ready(metrics)
+      run[1] = state
+      if r:  # round 0 warms up
+        times[name].append((time.perf_counter() - t0) / 3)
+  on_s, off_s = statistics.median(times["heatmap"]), statistics.median(times["integral_only"])
+  return {"batch_size": batch_size, "rounds": rounds,
+          "flops_heatmap": _flops(steps["heatmap"][0]),
+          "flops_integral_only": _flops(steps["integral_only"][0]),
+          "step_ms_heatmap": round(on_s * 1e3, 1), "step_ms_integral_only": round(off_s * 1e3, 1),
+          "heatmap_share": round((on_s - off_s) / on_s, 4),
+          "round_shares": [round((a - b) / a, 4) for a, b in zip(times["heatmap"],
+                                                                  times["integral_only"])]}
 
 
 def benchmark_input_pipeline(config, batch_size: int, steps: int) -> dict:
@@ -323,8 +360,10 @@ def _define_flags() -> None:
   flags.DEFINE_string("config", None, "Config name in configs/ (e.g. martinez) or a path "
                       "to a config file; ':tiny' selects the tiny variant. Required for "
                       "train_step and input_pipeline.")
-  flags.DEFINE_enum("model", "train_step", ["train_step", "input_pipeline", *IMAGE_MODELS],
-                    "What to time: the compiled train step, the grain input pipeline, or "
+  flags.DEFINE_enum("model", "train_step", ["train_step", "input_pipeline", "heatmap_cost",
+                                           *IMAGE_MODELS],
+                    "What to time: the compiled train step, the grain input pipeline, the "
+                    "heatmap loss's share of an integral step (--steps rounds), or "
                     "an image-layer stage (images/s, no config).")
   flags.DEFINE_integer("batch-size", None, "Global batch (default: the config's).")
   flags.DEFINE_integer("steps", 30, "Timed steps (or batches) after compilation and warm-up.")
@@ -386,11 +425,17 @@ def main(argv):
     config.data.name = f.data
   if f.model == "input_pipeline":
     result = benchmark_input_pipeline(config, batch_size, f.steps)
+  elif f.model == "heatmap_cost":
+    result = benchmark_heatmap_cost(config, batch_size, f.steps)
   else:
     result = benchmark(config, batch_size, f.steps, f.profile)
   result["config"] = f.config
   if f.json:
     print(json.dumps(result))
+  elif f.model == "heatmap_cost":
+    print(f"{result['config']}: the heatmap loss is {100 * result['heatmap_share']:.1f}% of a "
+          f"train step ({result['step_ms_heatmap']:.0f} against "
+          f"{result['step_ms_integral_only']:.0f} ms at batch {batch_size})")
   elif f.model == "input_pipeline":
     print(f"{result['config']} input pipeline on {result['dataset']}: "
           f"{result['batches_per_s']:,.0f} batches/s of {batch_size} "

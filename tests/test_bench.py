@@ -124,3 +124,11 @@ def test_image_stage_cli_runs_without_a_config():
   line = json.loads(out.stdout.strip().splitlines()[-1])
   assert line["model"] == "augment" and line["size"] == 32 and line["batch_size"] == 2
   assert line["images_per_s"] > 0 and line["device_kind"] == "cpu"
+
+
+def test_heatmap_cost_compares_steps_with_and_without_the_loss():
+  result = bench.benchmark_heatmap_cost(configs.load("integral_r50:tiny"), batch_size=4, rounds=1)
+  # The cube loss adds a softplus over every voxel: 4 x 17 x 8 x 16 x 16 = 139,264 at least.
+  assert result["flops_heatmap"] - result["flops_integral_only"] >= 139_264
+  on, off = result["step_ms_heatmap"], result["step_ms_integral_only"]
+  assert result["heatmap_share"] == pytest.approx((on - off) / on, abs=2e-3)
