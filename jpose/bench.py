@@ -40,6 +40,7 @@ from absl import app
 from absl import flags
 import jax
 import numpy as np
+import optax
 
 import configs
 from jpose.data import augment
@@ -323,8 +324,9 @@ def benchmark_renderer(size: int, batch_size: int, steps: int,
 
 def benchmark_integral_net(size: int, batch_size: int, steps: int, resnet_depth: int = 50,
                            depth_bins: int = 64) -> dict:
-  """images/s of a ResNet integral pose net's jitted forward + backward (train-mode batch
-  norm, soft-argmax, integral L1 loss, gradient of every parameter); no optimizer update."""
+  """images/s of a ResNet integral pose net's jitted train step on one fixed batch:
+  forward + backward (train-mode batch norm, soft-argmax, integral L1 loss) and an Adam
+  update of every parameter. No rendering or augmentation (`--config` times those)."""
   model = integral.IntegralPoseNet(resnet_depth=resnet_depth, depth_bins=depth_bins)
   rng = np.random.default_rng(0)
   images = jax.numpy.asarray(rng.uniform(0, 1, (batch_size, size, size, 3)), np.float32)
@@ -333,18 +335,26 @@ def benchmark_integral_net(size: int, batch_size: int, steps: int, resnet_depth:
   visible = jax.numpy.ones((batch_size, 17))
   has_3d = jax.numpy.ones((batch_size,))
   variables = jax.jit(model.init)(jax.random.key(0), images[:1])
+  optimizer = optax.adam(1e-3)
 
   def loss(params, batch_stats, images):
-    logits, _ = model.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
-                            mutable=["batch_stats"])
+    logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
+                                  train=True, mutable=["batch_stats"])
     joints = heatmap.soft_argmax_volumes(logits)
-    return integral_losses.integral_l1(joints, target, visible, has_3d, grid)
+    return (integral_losses.integral_l1(joints, target, visible, has_3d, grid),
+            updates["batch_stats"])
 
-  grad = jax.jit(jax.grad(loss))
-  args = [(variables["params"], variables["batch_stats"], images)]
-  params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables["params"]))
-  return {"model": "integral_net", "resnet_depth": resnet_depth, "params": params,
-          "batch_size": batch_size, "size": size, **_images_per_s(grad, args, batch_size, steps)}
+  @jax.jit
+  def step(params, opt_state, batch_stats, images):
+    grads, batch_stats = jax.grad(loss, has_aux=True)(params, batch_stats, images)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, batch_stats
+
+  params = variables["params"]
+  args = [(params, optimizer.init(params), variables["batch_stats"], images)]
+  count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+  return {"model": "integral_net", "resnet_depth": resnet_depth, "params": count,
+          "batch_size": batch_size, "size": size, **_images_per_s(step, args, batch_size, steps)}
 
 
 def _flops(compiled) -> int | None:
