@@ -127,3 +127,20 @@ def test_recorded_test_crops_evaluate_by_subject_and_action(tiny_config, monkeyp
   assert set(results["protocol1"]["per_subject"]) == {"S9", "S11"}
   assert np.isfinite(results["protocol1"]["action_wise_mean"])
   assert os.path.isfile(tmp_path / "poses.png")
+
+
+def test_pretrained_backbone_enters_the_initial_state(tiny_config, tmp_path):
+  """config.model.pretrained: the compiled init holds the file's ImageNet weights."""
+  from tests.models import torch_files  # pylint: disable=g-import-not-at-top
+  state_dict = torch_files.random_state_dict(torch_files.torchvision_resnet_shapes(18))
+  path = str(tmp_path / "resnet18.pth")
+  torch_files.write_torch_zip(path, state_dict)
+  config = tiny_config("integral_r50")
+  config.model.pretrained = path
+  exp = loop.build_experiment(config, need_train=False)
+  state = exp.init_state()
+  backbone = state.params["net"]["backbone"]
+  np.testing.assert_array_equal(np.asarray(backbone["layer4_1"]["conv2"]["kernel"]),
+                                state_dict["layer4.1.conv2.weight"].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(np.asarray(state.batch_stats["net"]["backbone"]["bn1"]["mean"]),
+                                state_dict["bn1.running_mean"])
