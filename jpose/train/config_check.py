@@ -69,6 +69,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.train[field] % k:
       raise ValueError(f"config.train.{field}={config.train[field]} must be a multiple of "
                        f"config.train.steps_per_dispatch={k}")
+  if config.train.trainer == "integral" and config.data.input_2d != "gt":
+    raise ValueError(f"config.data.input_2d='{config.data.input_2d}': the integral trainer "
+                     "renders people where the ground-truth 2D puts them; use 'gt'")
   if config.train.trainer == "vae" and config.data.input_2d != "gt":
     raise ValueError(f"config.data.input_2d='{config.data.input_2d}' cannot feed the VAE lifter: "
                      "its 2D normalisation (jpose.geometry.weak_perspective.normalise_2d) "

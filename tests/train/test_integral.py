@@ -96,6 +96,10 @@ def test_bad_image_fields_are_named(tiny_config):
   with pytest.raises(ValueError, match="crop_size"):
     config_check.validate(config)
   config = tiny_config("integral_r50")
+  config.data.input_2d = "sh"
+  with pytest.raises(ValueError, match="input_2d='sh'"):
+    config_check.validate(config)
+  config = tiny_config("integral_r50")
   config.model.pretrained = "/nonexistent/resnet50.pth"
   with pytest.raises(FileNotFoundError, match="/nonexistent/resnet50.pth"):
     config_check.validate(config)
