@@ -84,13 +84,18 @@ def image_records_dir(real_data_dir, tmp_path_factory) -> str:
     name = f"im{i:05d}.jpg"
     os.symlink(os.path.join(real_data_dir, "lspet_subset/images", name), lsp / "lspet/images" / name)
   datasets.prepare("lsp", data_dir, str(lsp))
-  mpii = tmp_path_factory.mktemp("mpii_manual")
+  datasets.prepare("mpii", data_dir, mpii_manual_dir(real_data_dir,
+                                                    tmp_path_factory.mktemp("mpii_manual")))
+  return data_dir
+
+
+def mpii_manual_dir(real_data_dir: str, manual) -> str:
+  """Links the 5 mmpose MPII fixture people into `manual` in the mpii builder's layout."""
   fixtures = os.path.join(real_data_dir, "mmpose_fixtures/mpii")
-  (mpii / "annotations").mkdir()
-  (mpii / "images").mkdir()
-  os.symlink(os.path.join(fixtures, "test_mpii.json"), mpii / "annotations/mpii_train.json")
+  (manual / "annotations").mkdir()
+  (manual / "images").mkdir()
+  os.symlink(os.path.join(fixtures, "test_mpii.json"), manual / "annotations/mpii_train.json")
   for name in os.listdir(fixtures):
     if name.endswith(".jpg"):
-      os.symlink(os.path.join(fixtures, name), mpii / "images" / name)
-  datasets.prepare("mpii", data_dir, str(mpii))
-  return data_dir
+      os.symlink(os.path.join(fixtures, name), manual / "images" / name)
+  return str(manual)

@@ -23,6 +23,7 @@ from jpose.data import h36m_video_files
 from jpose.data import image_files
 from jpose.data import image_records
 from jpose.geometry import skeleton
+from tests import conftest
 
 
 def _decode(jpeg: bytes) -> np.ndarray:
@@ -239,15 +240,7 @@ def test_missing_annotation_file_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def mpii_manual(real_data_dir, tmp_path_factory):
-  fixtures = os.path.join(real_data_dir, "mmpose_fixtures/mpii")
-  manual = tmp_path_factory.mktemp("mpii_manual")
-  (manual / "annotations").mkdir()
-  (manual / "images").mkdir()
-  os.symlink(os.path.join(fixtures, "test_mpii.json"), manual / "annotations/mpii_train.json")
-  for name in os.listdir(fixtures):
-    if name.endswith(".jpg"):
-      os.symlink(os.path.join(fixtures, name), manual / "images" / name)
-  return str(manual)
+  return conftest.mpii_manual_dir(real_data_dir, tmp_path_factory.mktemp("mpii_manual"))
 
 
 def test_mpii_fixture_build(mpii_manual, tmp_path):

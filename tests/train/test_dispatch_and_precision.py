@@ -102,20 +102,26 @@ class _Repeat:
     return self.batch
 
 
+def _train_on_one_batch(config, dispatches: int):
+  """Trains on the config's first batch over and over; checks that every stored number
+  stays f32 (mixed precision computes in bf16 only). Returns (exp, batch, state, losses)."""
+  exp = loop.build_experiment(config)
+  batch = next(pipeline.make_iterator(exp.trainer.train_dataset(
+      exp.train_data, exp.stats, config.train.batch_size, config.seed)))
+  state, losses = _run(config, dispatches, _Repeat(batch))
+  for leaf in jax.tree.leaves((state.params, state.opt_state, state.batch_stats)):
+    if jnp.issubdtype(leaf.dtype, jnp.floating):
+      assert leaf.dtype == jnp.float32
+  return exp, batch, state, losses
+
+
 @pytest.mark.parametrize("name,learning_rate", [("martinez", 1e-2), ("tcn27", 1e-3)])
 def test_bfloat16_lowers_the_loss_like_float32(name, learning_rate, tiny_config):
   losses = {}
   for dtype in ("float32", "bfloat16"):
     config = tiny_config(name, compute_dtype=dtype, learning_rate=learning_rate)
     config.model.dropout = 0.0
-    exp = loop.build_experiment(config)
-    batch = next(pipeline.make_iterator(exp.trainer.train_dataset(
-        exp.train_data, exp.stats, config.train.batch_size, config.seed)))
-    state, losses[dtype] = _run(config, 40, _Repeat(batch))
-    # Mixed precision computes in bf16 but keeps every stored number f32.
-    for leaf in jax.tree.leaves((state.params, state.opt_state, state.batch_stats)):
-      if jnp.issubdtype(leaf.dtype, jnp.floating):
-        assert leaf.dtype == jnp.float32
+    losses[dtype] = _train_on_one_batch(config, 40)[3]
   f32, bf16 = ([float(x) for x in losses[d]] for d in ("float32", "bfloat16"))
   assert bf16[0] == pytest.approx(f32[0], rel=0.05)  # same init, same batch
   assert f32[-1] < 0.5 * f32[0]
@@ -127,14 +133,8 @@ def test_integral_net_in_bfloat16_starts_where_float32_does(tiny_config):
   """Rendering, augmentation and the soft-argmax stay f32; the ResNet and head run bf16."""
   losses, texts = {}, {}
   for dtype in ("float32", "bfloat16"):
-    config = tiny_config("integral_r50", compute_dtype=dtype)
-    exp = loop.build_experiment(config)
-    batch = next(pipeline.make_iterator(exp.trainer.train_dataset(
-        exp.train_data, exp.stats, config.train.batch_size, config.seed)))
-    state, losses[dtype] = _run(config, 3, _Repeat(batch))
-    for leaf in jax.tree.leaves((state.params, state.opt_state, state.batch_stats)):
-      if jnp.issubdtype(leaf.dtype, jnp.floating):
-        assert leaf.dtype == jnp.float32
+    exp, batch, state, losses[dtype] = _train_on_one_batch(
+        tiny_config("integral_r50", compute_dtype=dtype), 3)
     single = {k: jnp.asarray(batch[k]) for k in exp.trainer.batch_keys}
     texts[dtype] = jax.jit(exp.trainer.train_step).lower(state, single, exp.resident).as_text()
   assert "bf16" in texts["bfloat16"] and "bf16" not in texts["float32"]

@@ -82,26 +82,17 @@ def test_recorded_images_train_x_y_of_2d_only_people(tiny_config, image_records_
   assert float(metrics["train_depth_error_mm"]) == 0.0  # no 3D in the batch: nothing counted
 
 
-def test_bad_image_fields_are_named(tiny_config):
+@pytest.mark.parametrize("section,field,value,error,match", [
+    ("data", "augment", "imgaug", ValueError, "data.augment"),
+    ("data", "images", "mpii:train:half", ValueError, "weight 'half'"),
+    ("data", "crop_size", 100, ValueError, "crop_size"),
+    ("data", "input_2d", "sh", ValueError, "input_2d='sh'"),
+    ("model", "pretrained", "/nonexistent/resnet50.pth", FileNotFoundError,
+     "/nonexistent/resnet50.pth")])
+def test_bad_image_fields_are_named(tiny_config, section, field, value, error, match):
   config = tiny_config("integral_r50")
-  config.data.augment = "imgaug"
-  with pytest.raises(ValueError, match="data.augment"):
-    config_check.validate(config)
-  config = tiny_config("integral_r50")
-  config.data.images = "mpii:train:half"
-  with pytest.raises(ValueError, match="weight 'half'"):
-    config_check.validate(config)
-  config = tiny_config("integral_r50")
-  config.data.crop_size = 100
-  with pytest.raises(ValueError, match="crop_size"):
-    config_check.validate(config)
-  config = tiny_config("integral_r50")
-  config.data.input_2d = "sh"
-  with pytest.raises(ValueError, match="input_2d='sh'"):
-    config_check.validate(config)
-  config = tiny_config("integral_r50")
-  config.model.pretrained = "/nonexistent/resnet50.pth"
-  with pytest.raises(FileNotFoundError, match="/nonexistent/resnet50.pth"):
+  config[section][field] = value
+  with pytest.raises(error, match=match):
     config_check.validate(config)
 
 
