@@ -28,10 +28,12 @@ DISC, RECTANGLE, STRIPED, BAND = range(4)  # clutter kinds.
 # +-0.45 (1000 px over a 1145 px focal length); a little more covers the crop margins.
 SCENE_HALF_WIDTH = 0.75
 
-_SKIN_LIGHT = jnp.array([0.96, 0.80, 0.69])
-_SKIN_DARK = jnp.array([0.30, 0.19, 0.13])
-_HAIR = jnp.array([[0.05, 0.04, 0.03], [0.25, 0.15, 0.08], [0.55, 0.40, 0.20],
-                   [0.85, 0.75, 0.50], [0.50, 0.50, 0.50]])
+# numpy, not jnp: a jnp constant would start JAX's backend at import, before a
+# multi-process run can call jax.distributed.initialize().
+_SKIN_LIGHT = np.array([0.96, 0.80, 0.69], np.float32)
+_SKIN_DARK = np.array([0.30, 0.19, 0.13], np.float32)
+_HAIR = np.array([[0.05, 0.04, 0.03], [0.25, 0.15, 0.08], [0.55, 0.40, 0.20],
+                  [0.85, 0.75, 0.50], [0.50, 0.50, 0.50]], np.float32)
 
 
 class Appearance(NamedTuple):
@@ -100,7 +102,7 @@ def sample_appearance(key) -> Appearance:
   draw = _Uniforms(key)
   clothes = _clothing_colours(draw, (3,))  # top, bottom, shoes
   skin = _skin_colours(draw, ())
-  hair = _HAIR[draw.index((), _HAIR.shape[0])]
+  hair = jnp.asarray(_HAIR)[draw.index((), _HAIR.shape[0])]
   colours = jnp.stack([clothes[0], clothes[1], skin, hair, clothes[2] * 0.6])
   # Light from the camera's side of the scene, up to ~70 degrees off the view axis.
   light_angle, light_tilt = draw((), 0.0, 2 * jnp.pi), draw((), 0.0, 2.5)
