@@ -134,10 +134,9 @@ def make_image_eval_step(trainer, mesh):
 
 
 def image_eval_dataset(source: image_pipeline.Source, batch_size: int, crop_size: int,
-                       data_dir: str | None, frame_stride: int = 1, shard_index=None,
-                       shard_count=None):
-  """Every frame_stride-th record of an image split, in order, in padded batches."""
-  records = image_pipeline.open_serialized(source, data_dir)
+                       records, frame_stride: int = 1, shard_index=None, shard_count=None):
+  """Every frame_stride-th of an image split's `records` (`image_pipeline.open_serialized`),
+  in order, in padded batches."""
   if frame_stride > 1:
     records = _Strided(records, frame_stride)
   return image_pipeline.make_dataset([source], batch_size, train=False, crop_size=crop_size,
@@ -152,7 +151,7 @@ def evaluate_images(trainer, state, source: image_pipeline.Source, batch_size: i
   grouped by the subject and action in each record's id."""
   eval_step = eval_step or make_image_eval_step(trainer, mesh)
   dataset = image_eval_dataset(source, sharding.per_process_batch(batch_size), trainer.size,
-                               data_dir, frame_stride)
+                               image_pipeline.open_serialized(source, data_dir), frame_stride)
   acc = accumulator.ErrorAccumulator()
   for batch in tqdm.tqdm(dataset, desc="eval", disable=not progress or jax.process_index() > 0,
                          leave=False):
@@ -176,7 +175,7 @@ def sample_image_predictions(trainer, state, source: image_pipeline.Source,
                              ) -> dict[str, np.ndarray]:
   """`sample_predictions` for recorded crops: a few records spread over the split."""
   records = image_pipeline.open_serialized(source, data_dir)
-  dataset = image_eval_dataset(source, num_examples, trainer.size, data_dir,
+  dataset = image_eval_dataset(source, num_examples, trainer.size, records,
                                max(1, len(records) // num_examples), 0, 1)
   batch = dataset[0]
   inputs = {k: jnp.asarray(batch[k]) for k in trainer.record_keys}

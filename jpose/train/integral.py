@@ -161,7 +161,9 @@ class IntegralTrainer:
     predicted = heatmap.soft_argmax_volumes(logits)
     l1 = integral_losses.integral_l1(predicted, target, images["visible"], images["has_3d"],
                                      grid)
-    out = {"integral_l1": l1, "predicted": predicted, "target": target}
+    # The prediction in crop pixels and root-relative mm, for the train metrics.
+    out = {"integral_l1": l1,
+           "predicted_crop": heatmap.voxel_to_crop(predicted, grid, self.size, self.depth_range)}
     total = c.l1_weight * l1
     if c.heatmap_weight:  # a zero weight leaves the heatmap loss out of the compiled step.
       mask = images["visible"] * images["has_3d"][:, None]
@@ -189,21 +191,16 @@ class IntegralTrainer:
     state = state.replace(step=state.step + 1,
                           params={"net": optax.apply_updates(state.params["net"], updates)},
                           batch_stats={"net": stats}, opt_state={"net": opt_state})
-    crop = heatmap.voxel_to_crop(terms["predicted"], self._grid(), self.size, self.depth_range)
-    truth = heatmap.voxel_to_crop(terms["target"], self._grid(), self.size, self.depth_range)
+    crop = terms.pop("predicted_crop")
     visible, has_3d = images["visible"], images["has_3d"][:, None]
-    pixel_error = jnp.linalg.norm(crop[..., :2] - truth[..., :2], axis=-1)
-    depth_error = jnp.abs(crop[..., 2] - truth[..., 2])
-    metrics = {k: v for k, v in terms.items() if k not in ("predicted", "target")}
+    pixel_error = jnp.linalg.norm(crop[..., :2] - images["joints_2d"], axis=-1)
+    depth_error = jnp.abs(crop[..., 2] - images["pose_3d"][..., 2])
+    metrics = dict(terms)
     metrics["train_joint_error_px"] = (jnp.sum(pixel_error * visible)
                                        / jnp.maximum(jnp.sum(visible), 1.0))
     metrics["train_depth_error_mm"] = (jnp.sum(depth_error * has_3d)
                                        / jnp.maximum(jnp.sum(has_3d) * 17, 1.0))
     return state, metrics
-
-  def _grid(self) -> tuple[int, int, int]:
-    side = self.size // 4  # the ResNet's stride 32, then 3 deconvs of stride 2.
-    return (self.config.model.depth_bins, side, side)
 
   # Evaluation.
   def render_eval(self, batch: Batch) -> Batch:
@@ -219,13 +216,11 @@ class IntegralTrainer:
 
   def predict(self, state, batch: Batch) -> jax.Array:
     """Host test frames -> (B, 17, 3) root-relative camera coordinates in mm."""
-    images = self.render_eval(batch)
-    joints = self.predict_crops(state, images["image"])
-    return heatmap.crop_to_camera(joints, images["crop"], batch["root_depth"],
-                                  batch["camera_f"], batch["camera_c"], skeleton.ROOT)
+    return self.predict_records(state, self.render_eval(batch))
 
   def predict_records(self, state, batch: Batch) -> jax.Array:
-    """Recorded crops (`record_keys`) -> (B, 17, 3) root-relative camera coordinates, mm."""
+    """Crops (`record_keys`: recorded, or rendered by `render_eval`) -> (B, 17, 3)
+    root-relative camera coordinates, mm."""
     joints = self.predict_crops(state, augment_lib.to_float_image(batch["image"]))
     return heatmap.crop_to_camera(joints, batch["crop"], batch["root_depth"],
                                   batch["camera_f"], batch["camera_c"], skeleton.ROOT)
