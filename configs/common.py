@@ -17,6 +17,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.manual_dir = ""  # Source files for datasets built from local data (h36m).
   c.data.input_2d = "gt"  # 2D input: "gt" (projected ground truth) or "sh" (detections).
   c.data.flip = False  # Random horizontal flip with left/right swap during training.
+  # The 2D joints models read (jpose.data.lifter_inputs): "h36m" (all 17 of Human3.6M's) or
+  # "coco" (the 13 a COCO-17 detector also gives; pelvis, spine, thorax and head top are
+  # never read), so that `jpose.infer` can lift a COCO detector's output directly.
+  c.data.keypoints = "h36m"
+  # The frame of 2D inputs: "image" (pixels, as Martinez et al. and VideoPose3D) or "pose"
+  # (centred on the hips and scaled to unit size per frame: independent of the camera, the
+  # resolution and where the person stands, which suits other people's videos).
+  c.data.frame_2d = "image"
   c.data.max_sequences = 0  # Use only the first N sequences of each split (0: all).
   c.data.prefetch = 2  # Batches prepared ahead of the device by a grain thread.
   # Image models' training images: "" renders data.name's poses on the device (people
@@ -42,8 +50,11 @@ def base_config() -> ml_collections.ConfigDict:
   # Root-relative depth range D, mm (Kato et al.): the depth TCN divides depth by it; the
   # integral net's depth bins split [-D/2, D/2].
   c.model.depth_range_mm = 1500.0
-  c.model.noise_2d = 0.0  # Train-time Gaussian noise sigma on normalised 2D inputs.
+  c.model.noise_2d = 0.0  # Train-time Gaussian noise sigma on normalised 2D inputs (lifters, TCN).
   c.model.noise_depth = 0.0  # Train-time Gaussian noise sigma on normalised depth.
+  # Train-time probability that each 2D joint of each frame reads as absent (0), as a
+  # detector's missed or low-confidence joints do (lifters and the TCN).
+  c.model.joint_dropout = 0.0
   c.model.resnet_depth = 50  # Image models' ResNet backbone: 18, 34, 50 or 101 layers.
   # ImageNet weights for the backbone: a torchvision .pth or timm .safetensors file the
   # user has ("": random init, torchvision's).
@@ -156,6 +167,18 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.eval.batch_size = 256
   c.eval.frame_stride = 10
   c.data.max_sequences = 8
+  return c
+
+
+def coco_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Makes a lifter or TCN config read what a COCO-17 detector gives, for `jpose.infer`
+  on other people's videos: the 13 joints COCO shares with Human3.6M, in the pose frame
+  (any camera, any resolution), trained with input noise and dropped joints so that a
+  detector's jitter and misses do not break it."""
+  c.data.keypoints = "coco"
+  c.data.frame_2d = "pose"
+  c.model.noise_2d = 0.1
+  c.model.joint_dropout = 0.1
   return c
 
 

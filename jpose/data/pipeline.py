@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from typing import NamedTuple
 
 from absl import logging
@@ -29,6 +30,7 @@ import jax
 import numpy as np
 
 from jpose.data import datasets
+from jpose.data import lifter_inputs
 from jpose.data import windows
 from jpose.geometry import skeleton
 
@@ -149,15 +151,20 @@ def _text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def compute_norm_stats(train: SequenceSet) -> NormStats:
-  """Mean and std over the train split; joints with no spread get std 1 (the root)."""
+def compute_norm_stats(train: SequenceSet, keypoints: str = "h36m",
+                       frame_2d: str = "image") -> NormStats:
+  """Mean and std over the train split, of the 2D as the model reads it
+  (`lifter_inputs.prepare`); joints with no spread, or absent, get mean 0 and std 1."""
   def stats(x):
-    mean = np.nanmean(x, axis=0)
-    std = np.nanstd(x, axis=0)
+    with warnings.catch_warnings():  # an absent joint is all NaN: handled just below.
+      warnings.simplefilter("ignore", RuntimeWarning)
+      mean = np.nanmean(x, axis=0)
+      std = np.nanstd(x, axis=0)
     mean = np.nan_to_num(mean)
     std = np.where(np.isnan(std) | (std < 1e-6), 1.0, std)
     return mean.astype(np.float32), std.astype(np.float32)
-  return NormStats(*stats(train.pose_2d), *stats(train.pose_3d))
+  return NormStats(*stats(lifter_inputs.prepare(train.pose_2d, keypoints, frame_2d)),
+                   *stats(train.pose_3d))
 
 
 def normalise(x, mean, std):

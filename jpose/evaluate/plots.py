@@ -36,12 +36,29 @@ def draw_2d(ax, pose_2d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str =
 
 
 def draw_image(ax, image: np.ndarray, joints_2d: np.ndarray, skeleton=skeleton_lib.H36M_17,
-               title: str = "") -> None:
-  """(S, S, 3) image in [0, 1] with a (J, 2) crop-pixel pose drawn on it."""
-  ax.imshow(np.clip(image, 0.0, 1.0))
+               title: str = "", missing: np.ndarray | None = None) -> None:
+  """(H, W, 3) image (floats in [0, 1], or uint8) with a (J, 2) pixel pose drawn on it.
+
+  Pixels are continuous coordinates: pixel (i, j) spans [j, j + 1] x [i, i + 1]. NaN joints
+  and their bones are left out. With `missing` (J,) bool, joints are marked: filled dots
+  where detected, hollow grey rings (and dashed bones) where guessed.
+  """
+  # uint8 goes to imshow as is: clipping it to [0, 1] would turn it black and white.
+  ax.imshow(image if image.dtype == np.uint8 else np.clip(image, 0.0, 1.0),
+            extent=(0, image.shape[1], image.shape[0], 0))
   for parent, child in skeleton.bones:
     seg = joints_2d[[parent, child]]
-    ax.plot(seg[:, 0], seg[:, 1], color=_bone_colour(child, skeleton), lw=2)
+    if not np.isfinite(seg).all():
+      continue
+    guessed = missing is not None and (missing[parent] or missing[child])
+    ax.plot(seg[:, 0], seg[:, 1], color=_bone_colour(child, skeleton), lw=2,
+            ls="--" if guessed else "-")
+  if missing is not None:
+    missing = np.asarray(missing, bool)
+    seen, guessed = joints_2d[~missing], joints_2d[missing]
+    ax.scatter(seen[:, 0], seen[:, 1], s=12, color="k", zorder=3)
+    ax.scatter(guessed[:, 0], guessed[:, 1], s=40, facecolors="none", edgecolors="0.55",
+               linewidths=1.5, zorder=3)
   ax.set_xlim(0, image.shape[1])
   ax.set_ylim(image.shape[0], 0)
   ax.set_axis_off()
@@ -49,19 +66,29 @@ def draw_image(ax, image: np.ndarray, joints_2d: np.ndarray, skeleton=skeleton_l
 
 
 def draw_3d(ax, pose_3d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str = "",
-            radius: float = 900.0) -> None:
-  """(J, 3) camera-frame pose in mm (x right, y down, z forward), drawn upright."""
-  # Camera frame -> plotting frame: x right, depth into the page, up = -y.
-  p = np.stack([pose_3d[:, 0], pose_3d[:, 2], -pose_3d[:, 1]], axis=-1)
+            radius: float = 900.0, centre: np.ndarray | None = None,
+            azim: float = -70.0) -> None:
+  """(J, 3) camera-frame pose in mm (x right, y down, z forward), drawn upright.
+
+  The axes span `radius` mm either side of `centre` ((3,) in the plotting frame: x, depth,
+  up), which defaults to the root joint; `azim` turns the view about the vertical axis.
+  """
+  p = to_plot_frame(pose_3d)
   for parent, child in skeleton.bones:
     seg = p[[parent, child]]
     ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color=_bone_colour(child, skeleton), lw=2)
-  centre = p[0]
+  centre = p[0] if centre is None else centre
   ax.set_xlim(centre[0] - radius, centre[0] + radius)
   ax.set_ylim(centre[1] - radius, centre[1] + radius)
   ax.set_zlim(centre[2] - radius, centre[2] + radius)
-  ax.view_init(elev=15, azim=-70)
+  ax.view_init(elev=15, azim=azim)
   ax.set_title(title)
+
+
+def to_plot_frame(pose_3d: np.ndarray) -> np.ndarray:
+  """(..., 3) camera-frame points (x right, y down, z forward) -> (..., 3) plotting-frame
+  points (x right, depth into the page, up = -y), so that people stand upright."""
+  return np.stack([pose_3d[..., 0], pose_3d[..., 2], -pose_3d[..., 1]], axis=-1)
 
 
 def figure_2d_3d(poses_2d: np.ndarray, targets_3d: np.ndarray, predicted_3d: np.ndarray,

@@ -16,7 +16,6 @@ from jpose.models import vae
 # config.train.compute_dtype -> the dtype of the models' matmuls and convolutions.
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-NUM_LIFTER_INPUTS = 16 * 2  # 17 joints less Neck/Nose, which detectors lack.
 NUM_LIFTER_OUTPUTS = 16 * 3  # 17 joints less the root, which is the origin.
 
 

@@ -30,7 +30,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       hint = difflib.get_close_matches(path, known, n=1)
       raise KeyError(f"config.{path}: unknown field"
                      + (f"; did you mean config.{hint[0]}?" if hint else ""))
-  from jpose.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.data import datasets, lifter_inputs, pipeline  # pylint: disable=g-import-not-at-top
   from jpose.models import registry  # pylint: disable=g-import-not-at-top
   from jpose.train import registry as trainer_registry  # pylint: disable=g-import-not-at-top
   from jpose.models import resnet  # pylint: disable=g-import-not-at-top
@@ -39,6 +39,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   checks = [
       ("data.name", config.data.name, datasets.BUILDERS),
       ("data.input_2d", config.data.input_2d, pipeline.INPUT_2D_FIELDS),
+      ("data.keypoints", config.data.keypoints, lifter_inputs.KEYPOINT_SETS),
+      ("data.frame_2d", config.data.frame_2d, lifter_inputs.FRAMES_2D),
       ("model.name", config.model.name, registry.MODELS),
       ("train.trainer", config.train.trainer, trainer_registry.TRAINERS),
       ("train.optimizer", config.train.optimizer, optimizers.OPTIMIZERS),
@@ -72,6 +74,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.train.trainer == "integral" and config.data.input_2d != "gt":
     raise ValueError(f"config.data.input_2d='{config.data.input_2d}': the integral trainer "
                      "renders people where the ground-truth 2D puts them; use 'gt'")
+  if not 0.0 <= config.model.joint_dropout < 1.0:
+    raise ValueError(f"config.model.joint_dropout: a probability in [0, 1) is needed, got "
+                     f"{config.model.joint_dropout}")
+  if (config.train.trainer in ("vae", "integral")
+      and (config.data.keypoints, config.data.frame_2d) != ("h36m", "image")):
+    raise ValueError(f"config.data.keypoints='{config.data.keypoints}', config.data.frame_2d="
+                     f"'{config.data.frame_2d}': the {config.train.trainer} trainer reads 2D its "
+                     "own way; only the lifters and the TCN take these (use 'h36m', 'image')")
   if config.train.trainer == "vae" and config.data.input_2d != "gt":
     raise ValueError(f"config.data.input_2d='{config.data.input_2d}' cannot feed the VAE lifter: "
                      "its 2D normalisation (jpose.geometry.weak_perspective.normalise_2d) "

@@ -9,6 +9,7 @@ that leaves the last good checkpoint in place.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import time
@@ -31,6 +32,9 @@ from jpose.train import config_check
 from jpose.train import sharding
 from jpose.train import registry
 from jpose.train import writers
+
+
+CONFIG_FILE = "config.json"  # the run's config, beside its checkpoints.
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -61,7 +65,7 @@ def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True)
   sharding.check_batch_size(config.train.batch_size)
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
   train_data = pipeline.load_config_split(config, "train")
-  stats = pipeline.compute_norm_stats(train_data)
+  stats = pipeline.compute_norm_stats(train_data, config.data.keypoints, config.data.frame_2d)
   eval_data = pipeline.load_config_split(config, config.eval.split)
   trainer = registry.build(config, stats, train_data.num_frames)
   mesh = sharding.make_mesh()
@@ -230,6 +234,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   sharding.initialize_distributed(config)
   exp = build_experiment(config)
   os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:  # what jpose.infer and jpose.export rebuild the model from.
+    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+      f.write(config.to_json(indent=2))
   writer = writers.create_default_writer(workdir)
   writer.write_hparams(_flatten(config.to_dict()))
   ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep)
@@ -345,3 +352,34 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   results = run_evaluation(exp, state, workdir, writer, config.eval.final_frame_stride)
   writer.flush()
   return results
+
+
+def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None):
+  """A trained workdir's (config, trainer, state), with no dataset: the latest
+  checkpoint, opened read-only, with the normalisation statistics stored in it.
+
+  The config is `config`, or else the workdir's config.json (written by every run).
+  """
+  if config is None:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path}: no config beside the checkpoints (runs before jpose "
+                              "0.3 wrote none); pass the run's config with --config")
+    with open(path) as f:
+      try:
+        config = ml_collections.ConfigDict(json.load(f))
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not a jpose config ({e})") from e
+  config_check.validate(config)
+  ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep, read_only=True)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {ckpt.directory}; train first")
+  # The state's shapes depend on the config only; the real statistics come from the
+  # checkpoint, so placeholders stand in for the dataset's.
+  placeholder = pipeline.NormStats(np.zeros((17, 2), np.float32), np.ones((17, 2), np.float32),
+                                   np.zeros((17, 3), np.float32), np.ones((17, 3), np.float32))
+  trainer = registry.build(config, placeholder, config.train.batch_size)
+  abstract_state = jax.eval_shape(trainer.init, jax.random.key(config.seed))
+  state, _ = ckpt.restore(abstract_state)
+  ckpt.close()
+  return config, trainer, state

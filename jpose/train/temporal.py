@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jpose.data import lifter_inputs
 from jpose.data import pipeline
 from jpose.data import resident as resident_lib
 from jpose.data import windows
@@ -40,15 +41,15 @@ class TemporalTrainer(trainers.SupervisedLifter):
     return jnp.zeros((2, self.field, 17, self.features), jnp.float32)
 
   def model_inputs(self, pose_2d, pose_3d, norm, noise_key=None, noise_2d=0.0,
-                   noise_depth=0.0):
+                   noise_depth=0.0, joint_dropout=0.0):
     """(..., 17, 2) pixels and (..., 17, 3) root-relative mm -> normalised (..., 17, F).
 
     Depth is the joint's root-relative camera depth over model.depth_range_mm. Gaussian
     noise (sigmas in normalised units) is added where a key is given.
     """
-    x = trainers.normalised_2d(pose_2d, norm)
-    if noise_key is not None and noise_2d:
-      x = x + noise_2d * jax.random.normal(jax.random.fold_in(noise_key, 0), x.shape)
+    x = trainers.normalised_2d(pose_2d, norm, self.config.data)
+    if noise_key is not None:
+      x = lifter_inputs.corrupt(x, noise_key, noise_2d, joint_dropout)
     if self.features == 2:
       return x
     depth = pose_3d[..., 2:3] / self.config.model.depth_range_mm
@@ -72,7 +73,7 @@ class TemporalTrainer(trainers.SupervisedLifter):
     target = windows_3d[:, -1 if self.config.model.causal else self.field // 2]
     m = self.config.model
     inputs = self.model_inputs(windows_2d, windows_3d, state.norm, state_lib.stream(state, "noise"),
-                               m.noise_2d, m.noise_depth)
+                               m.noise_2d, m.noise_depth, m.joint_dropout)
     momentum = self.bn_momentum(state.step)
 
     def loss_fn(params):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
+from jpose.data import lifter_inputs
 from jpose.data import pipeline
 from jpose.data import resident as resident_lib
-from jpose.geometry import skeleton
 from jpose.metrics import pose as pose_metrics
 from jpose.models import registry
 from jpose.train import optimizers
@@ -23,18 +24,21 @@ from jpose.train import state as state_lib
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
-_INPUT_JOINTS = [j for j in range(17) if j != skeleton.NECK_NOSE]
 
 
-def normalised_2d(pose_2d: jax.Array, norm: pipeline.NormStats) -> jax.Array:
-  """(..., 17, 2) pixels -> normalised with the train split's statistics; NaN (a joint
-  the detector lacks) -> 0."""
+def normalised_2d(pose_2d: jax.Array, norm: pipeline.NormStats,
+                  data: ml_collections.ConfigDict) -> jax.Array:
+  """(..., 17, 2) pixels -> the config's joints in its 2D frame (`lifter_inputs.prepare`),
+  normalised with the train split's statistics; NaN (an absent joint) -> 0."""
+  pose_2d = lifter_inputs.prepare(pose_2d, data.keypoints, data.frame_2d)
   return jnp.nan_to_num(pipeline.normalise(pose_2d, norm.mean_2d, norm.std_2d))
 
 
-def lifter_inputs(batch: Batch) -> jax.Array:
-  """(B, 17, 2) normalised 2D -> (B, 32): Neck/Nose dropped, as detectors lack it."""
-  return batch["pose_2d_norm"][:, _INPUT_JOINTS].reshape(batch["pose_2d_norm"].shape[0], -1)
+def lifter_vector(pose_2d_norm: jax.Array, keypoints: str) -> jax.Array:
+  """(B, 17, 2) normalised 2D -> (B, 2 * joints): the joints `lifter_inputs.lifter_joints`
+  names, flattened."""
+  joints = np.asarray(lifter_inputs.lifter_joints(keypoints))
+  return pose_2d_norm[:, joints].reshape(pose_2d_norm.shape[0], -1)
 
 
 def lifter_targets(batch: Batch) -> jax.Array:
@@ -90,12 +94,16 @@ class SupervisedLifter:
     (the keys of the host pipeline's batches)."""
     frames = resident_lib.gather_frames(resident, batch["frame_id"], batch["flip"])
     norm = state.norm
-    frames["pose_2d_norm"] = normalised_2d(frames["pose_2d"], norm)
+    m = self.config.model
+    frames["pose_2d_norm"] = lifter_inputs.corrupt(
+        normalised_2d(frames["pose_2d"], norm, self.config.data),
+        state_lib.stream(state, "input_noise"), m.noise_2d, m.joint_dropout)
     frames["pose_3d_norm"] = pipeline.normalise(frames["pose_3d"], norm.mean_3d, norm.std_3d)
     return frames
 
   def _sample_input(self, name: str) -> jax.Array:
-    return jnp.zeros((2, registry.NUM_LIFTER_INPUTS), jnp.float32)
+    return jnp.zeros((2, 2 * len(lifter_inputs.lifter_joints(self.config.data.keypoints))),
+                     jnp.float32)
 
   def init(self, rng: jax.Array) -> state_lib.TrainState:
     params, batch_stats, opt_state = {}, {}, {}
@@ -135,7 +143,7 @@ class SupervisedLifter:
   def train_step(self, state: state_lib.TrainState, batch: Batch, resident
                  ) -> tuple[state_lib.TrainState, Metrics]:
     batch = self.frames(state, resident, batch)
-    x, y = lifter_inputs(batch), lifter_targets(batch)
+    x, y = lifter_vector(batch["pose_2d_norm"], self.config.data.keypoints), lifter_targets(batch)
 
     def loss_fn(params):
       outputs, stats = self._apply(state, "lifter", params, x, True,
@@ -154,7 +162,8 @@ class SupervisedLifter:
 
   def predict(self, state: state_lib.TrainState, batch: Batch) -> jax.Array:
     """(B, 17, 2) pixels -> (B, 17, 3) root-relative predictions in mm, eval mode."""
-    x = lifter_inputs({"pose_2d_norm": normalised_2d(batch["pose_2d"], state.norm)})
+    x = lifter_vector(normalised_2d(batch["pose_2d"], state.norm, self.config.data),
+                      self.config.data.keypoints)
     outputs, _ = self._apply(state, "lifter", state.params["lifter"], x, False)
     return lifter_output_to_mm(outputs["output"], state.norm)
 
@@ -176,12 +185,13 @@ class GanLifter(SupervisedLifter):
                                                self.steps_per_epoch)
 
   def _sample_input(self, name: str) -> jax.Array:
-    size = registry.NUM_LIFTER_OUTPUTS if name == "critic" else registry.NUM_LIFTER_INPUTS
-    return jnp.zeros((2, size), jnp.float32)
+    if name == "critic":
+      return jnp.zeros((2, registry.NUM_LIFTER_OUTPUTS), jnp.float32)
+    return super()._sample_input(name)
 
   def train_step(self, state, batch, resident):
     batch = self.frames(state, resident, batch)
-    x, real = lifter_inputs(batch), lifter_targets(batch)
+    x, real = lifter_vector(batch["pose_2d_norm"], self.config.data.keypoints), lifter_targets(batch)
     # One generator forward serves both updates: the critic judges its (stopped) output,
     # and the generator's gradient is pulled back through it with jax.vjp.
     outputs, pullback, stats = jax.vjp(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import configs
+from jpose.data import lifter_inputs
 from jpose.models import lifter
 from jpose.models import registry
 
@@ -24,10 +25,13 @@ def _count(module, inputs):
     ("deepbase2", 8_547_424, None),  # + intermediate head 1024*48+48 = 49,200
     ("gan", 8_498_224, 8_448_001),  # critic: 48 -> 1024, 4 blocks, no BN, -> 1
     ("martinez:tiny", 7_184, None),
+    # 13 COCO joints in: 26 inputs, 6 fewer than 32 -> 6 * 1024 fewer weights.
+    ("martinez_coco", 4_285_488, None),
 ])
 def test_parameter_counts(name, lifter_params, critic_params):
   config = configs.load(name)
-  assert _count(registry.build("lifter", config), registry.NUM_LIFTER_INPUTS) == lifter_params
+  inputs = 2 * len(lifter_inputs.lifter_joints(config.data.keypoints))
+  assert _count(registry.build("lifter", config), inputs) == lifter_params
   if critic_params:
     assert _count(registry.build("pose_critic", config), registry.NUM_LIFTER_OUTPUTS) == critic_params
 
