@@ -43,6 +43,7 @@ import numpy as np
 import optax
 
 import configs
+from jpose import export
 from jpose.data import augment
 from jpose.data import image_pipeline
 from jpose.data import pipeline
@@ -357,6 +358,49 @@ def benchmark_integral_net(size: int, batch_size: int, steps: int, resnet_depth:
           "batch_size": batch_size, "size": size, **_images_per_s(step, args, batch_size, steps)}
 
 
+def benchmark_exported(config, steps: int) -> dict:
+  """Latency of the config's model as `jpose.export` serialises it, deserialised and called
+  as a user would (random parameters: the time does not depend on their values).
+
+  Frame-wise models: one frame, and a batch of 1,024 frames. The TCN: one receptive-field
+  window (its latency for a live feed, which must wait for that many frames), and a
+  2,430-frame clip per frame.
+  """
+  trainer = registry.build(config, pipeline.compute_norm_stats(
+      random_sequences(5_000, 500), config.data.keypoints, config.data.frame_2d), 5_000)
+  state = jax.jit(trainer.init)(jax.random.key(config.seed))
+  t0 = time.perf_counter()
+  exported = export.export_model(config, trainer, state, platforms=(jax.default_backend(),))
+  lift = jax.export.deserialize(exported.serialize()).call
+  export_s = time.perf_counter() - t0
+  rng = np.random.default_rng(0)
+  field = export.receptive_field(config)
+
+  def timed(shape) -> float:
+    keypoints = np.concatenate([rng.uniform(200, 800, shape + (17, 2)),
+                                np.full(shape + (17, 1), 0.9)], -1).astype(np.float32)
+    for _ in range(3):
+      jax.block_until_ready(lift(keypoints))
+    times = []
+    for _ in range(steps):
+      t = time.perf_counter()
+      jax.block_until_ready(lift(keypoints))
+      times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1e3
+
+  result = {"receptive_field": field, "export_s": export_s,
+            "serialized_mb": len(exported.serialize()) / 1e6,
+            "device_kind": jax.devices()[0].device_kind}
+  if config.train.trainer == "temporal":
+    result["window_ms"] = timed((1, field))
+    clip = timed((1, 2_430))
+    result["clip_ms_per_frame"] = clip / 2_430
+  else:
+    result["frame_ms"] = timed((1,))
+    result["batch_1024_ms_per_frame"] = timed((1_024,)) / 1_024
+  return result
+
+
 def _flops(compiled) -> int | None:
   """FLOPs of one compiled step from XLA's cost analysis (None where unavailable)."""
   analysis = compiled.cost_analysis()
@@ -371,10 +415,11 @@ def _define_flags() -> None:
                       "to a config file; ':tiny' selects the tiny variant. Required for "
                       "train_step and input_pipeline.")
   flags.DEFINE_enum("model", "train_step", ["train_step", "input_pipeline", "heatmap_cost",
-                                           *IMAGE_MODELS],
+                                           "exported", *IMAGE_MODELS],
                     "What to time: the compiled train step, the grain input pipeline, the "
-                    "heatmap loss's share of an integral step (--steps rounds), or "
-                    "an image-layer stage (images/s, no config).")
+                    "heatmap loss's share of an integral step (--steps rounds), the "
+                    "jpose.export model's latency, or an image-layer stage (images/s, no "
+                    "config).")
   flags.DEFINE_integer("batch-size", None, "Global batch (default: the config's).")
   flags.DEFINE_integer("steps", 30, "Timed steps (or batches) after compilation and warm-up.")
   flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
@@ -437,6 +482,8 @@ def main(argv):
     result = benchmark_input_pipeline(config, batch_size, f.steps)
   elif f.model == "heatmap_cost":
     result = benchmark_heatmap_cost(config, batch_size, f.steps)
+  elif f.model == "exported":
+    result = benchmark_exported(config, f.steps)
   else:
     result = benchmark(config, batch_size, f.steps, f.profile)
   result["config"] = f.config
@@ -446,6 +493,13 @@ def main(argv):
     print(f"{result['config']}: the heatmap loss is {100 * result['heatmap_share']:.1f}% of a "
           f"train step ({result['step_ms_heatmap']:.0f} against "
           f"{result['step_ms_integral_only']:.0f} ms at batch {batch_size})")
+  elif f.model == "exported":
+    print(f"{result['config']} exported ({result['serialized_mb']:.1f} MB): " + (
+        f"{result['window_ms']:.2f} ms per {result['receptive_field']}-frame window, "
+        f"{result['clip_ms_per_frame']:.3f} ms per frame of a 2,430-frame clip"
+        if "window_ms" in result else
+        f"{result['frame_ms']:.2f} ms per frame, {result['batch_1024_ms_per_frame']:.4f} ms "
+        "per frame in batches of 1,024") + f" on {result['device_kind']}")
   elif f.model == "input_pipeline":
     print(f"{result['config']} input pipeline on {result['dataset']}: "
           f"{result['batches_per_s']:,.0f} batches/s of {batch_size} "
