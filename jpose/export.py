@@ -113,12 +113,8 @@ def define_flags() -> None:
 
 def main(argv):
   del argv
-  config = None
-  if FLAGS.config:
-    import configs  # pylint: disable=g-import-not-at-top
-    config = configs.load(FLAGS.config)
   try:
-    config, trainer, state = loop.load_trained(FLAGS.workdir, config)
+    config, trainer, state = loop.load_trained(FLAGS.workdir, FLAGS.config)
     exported = export_model(config, trainer, state, FLAGS.score_threshold,
                             tuple(FLAGS.platforms))
   except (FileNotFoundError, ValueError) as e:

@@ -124,7 +124,8 @@ def _detect(video_path: str, model_path: str) -> keypoint_files.KeypointTrack:
 
 
 def run(workdir: str, out_dir: str, keypoints: str | None = None, video: str | None = None,
-        blazepose_model: str | None = None, config: ml_collections.ConfigDict | None = None,
+        blazepose_model: str | None = None,
+        config: ml_collections.ConfigDict | str | None = None,
         score_threshold: float = 0.3, frames: str = "sequence", person: str = "track",
         fps: float | None = None, animation: bool = True) -> dict:
   """The command, as a function (notebooks and tests call it). Returns the report."""
@@ -166,13 +167,9 @@ def _extent(points: np.ndarray) -> tuple[int, int]:
 
 def main(argv):
   del argv
-  config = None
-  if FLAGS.config:
-    import configs  # pylint: disable=g-import-not-at-top
-    config = configs.load(FLAGS.config)
   try:
     run(FLAGS.workdir, FLAGS.out, FLAGS.keypoints, FLAGS.video, FLAGS.blazepose_model,
-        config, FLAGS.score_threshold, FLAGS.frames, FLAGS.person, FLAGS.fps, FLAGS.animation)
+        FLAGS.config, FLAGS.score_threshold, FLAGS.frames, FLAGS.person, FLAGS.fps, FLAGS.animation)
   except (FileNotFoundError, ValueError, ImportError) as e:
     sys.exit(f"jpose.infer: {e}")
 

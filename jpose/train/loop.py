@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+import configs
 from jpose.data import pipeline
 from jpose.evaluate import evaluator
 from jpose.evaluate import plots
@@ -354,12 +355,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   return results
 
 
-def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None):
+def load_trained(workdir: str, config: ml_collections.ConfigDict | str | None = None):
   """A trained workdir's (config, trainer, state), with no dataset: the latest
   checkpoint, opened read-only, with the normalisation statistics stored in it.
 
-  The config is `config`, or else the workdir's config.json (written by every run).
+  The config is `config` (or the config file[:variant] it names), or else the workdir's
+  config.json (written by every run).
   """
+  if isinstance(config, str):
+    config = configs.load(config)
   if config is None:
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.isfile(path):

@@ -24,6 +24,8 @@ def _params(module, field, features=2):
     ("tcn81", 81, 12_753_971),
     ("tcn243", 243, 16_952_371),
     ("tcn243_depth", 243, 16_952_371 + 17 * 3 * 1024),  # 17 more input channels x W=3.
+    # All 17 input slots stay; the 4 joints COCO lacks always read 0.
+    ("tcn243_coco", 243, 16_952_371),
 ])
 def test_receptive_field_and_parameter_count(name, field, params):
   config = configs.load(name)
