@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import av
 import jax
@@ -44,6 +46,11 @@ def tcn_workdir(tfds_dir, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
+def vae_workdir(tfds_dir, tmp_path_factory) -> str:
+  return _train(tfds_dir, tmp_path_factory.mktemp("infer"), "vae_unsupervised")
+
+
+@pytest.fixture(scope="module")
 def image_frame_workdir(tfds_dir, tmp_path_factory) -> str:
   """Martinez's own inputs: Human3.6M's 17 joints in pixels."""
   return _train(tfds_dir, tmp_path_factory.mktemp("infer"), "martinez")
@@ -65,11 +72,14 @@ def _lift(workdir, keypoints):
   return np.asarray(jax.jit(lifting.lift_function(config, trainer, 0.3))(state, keypoints))
 
 
-def test_pose_frame_models_do_not_see_position_or_size(lifter_workdir, tcn_workdir):
+def test_pose_frame_models_do_not_see_position_or_size(lifter_workdir, tcn_workdir,
+                                                       vae_workdir):
+  """The COCO configs read the pose frame; the VAE its scale-free weak-perspective units."""
   frames = _person(30)
   moved = frames.copy()
   moved[..., :2] = frames[..., :2] * 2.5 + np.array([700.0, -150.0])
-  for workdir, shape in ((lifter_workdir, (30, 17, 3)), (tcn_workdir, (1, 30, 17, 3))):
+  for workdir, shape in ((lifter_workdir, (30, 17, 3)), (tcn_workdir, (1, 30, 17, 3)),
+                         (vae_workdir, (30, 17, 3))):
     a, b = _lift(workdir, frames.reshape(shape)), _lift(workdir, moved.reshape(shape))
     assert np.isfinite(a).all()
     # float32 round-off of a different input: measured 3e-6 relative, 1.04e-3 mm at most.
@@ -209,3 +219,26 @@ def test_vae_scale_is_human36m_mean(h36m_dir):
         radii.append(points[:, 0, 2] * np.sqrt(np.mean(np.sum(relative**2, -1), -1)))
   radii = np.concatenate(radii)
   assert abs(radii.mean() - lifting.VAE_RMS_RADIUS_MM) < 0.02 * lifting.VAE_RMS_RADIUS_MM
+
+
+def test_the_commands(tcn_workdir, tmp_path):
+  """python -m jpose.export and python -m jpose.infer, as a user runs them."""
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+  out = str(tmp_path / "tcn.bin")
+  done = subprocess.run([sys.executable, "-m", "jpose.export", f"--workdir={tcn_workdir}",
+                         f"--out={out}", "--platforms=cpu"], env=env, capture_output=True,
+                        text=True, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "jpose.export: wrote" in done.stdout and os.path.isfile(out + ".json")
+  keypoints = str(tmp_path / "keypoints.npy")
+  np.save(keypoints, _person(12))
+  done = subprocess.run([sys.executable, "-m", "jpose.infer", f"--workdir={tcn_workdir}",
+                         f"--keypoints={keypoints}", f"--out={tmp_path / 'lifted'}",
+                         "--noanimation"], env=env, capture_output=True, text=True, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  lifted = np.load(tmp_path / "lifted" / "poses_3d.npz")["poses_3d"]
+  np.testing.assert_allclose(lifted, export.load(out)(_person(12)[None])[0], rtol=2e-5, atol=2e-3)
+  done = subprocess.run([sys.executable, "-m", "jpose.infer", f"--workdir={tcn_workdir}",
+                         f"--out={tmp_path / 'none'}"], env=env, capture_output=True, text=True,
+                        check=False)
+  assert done.returncode != 0 and "jpose.infer: no keypoints: pass --keypoints" in done.stderr
