@@ -36,12 +36,28 @@ def select(pose_2d, keypoints: str):
   return xp.where(kept[:, None], pose_2d, xp.nan)
 
 
-def to_pose_frame(pose_2d):
-  """(..., 17, 2) -> centred on the hips' midpoint, divided by the RMS distance of the
-  present (non-NaN) joints from it. A pose without both hips comes out all NaN."""
+def _nanmean(x, axis: int):
+  """Mean over `axis` of the non-NaN entries (NaN where there are none), silently."""
+  xp = jnp if isinstance(x, jax.Array) else np
+  present = ~xp.isnan(x)
+  count = xp.sum(present, axis=axis)
+  total = xp.sum(xp.where(present, x, 0.0), axis=axis)
+  return xp.where(count > 0, total / xp.maximum(count, 1), xp.nan)
+
+
+def centre(pose_2d):
+  """(..., 17, 2) -> (..., 2): the hips' midpoint; where a detector missed a hip, the
+  other hip; where it missed both, the mean of the joints it has (NaN: no joint)."""
   xp = jnp if isinstance(pose_2d, jax.Array) else np
-  centre = (pose_2d[..., _HIPS[0], :] + pose_2d[..., _HIPS[1], :]) / 2
-  centred = pose_2d - centre[..., None, :]
+  hips = _nanmean(pose_2d[..., _HIPS, :], axis=-2)
+  return xp.where(xp.isnan(hips), _nanmean(pose_2d, axis=-2), hips)
+
+
+def to_pose_frame(pose_2d):
+  """(..., 17, 2) -> centred (`centre`), divided by the RMS distance of the present
+  (non-NaN) joints from the centre. Absent joints stay NaN."""
+  xp = jnp if isinstance(pose_2d, jax.Array) else np
+  centred = pose_2d - centre(pose_2d)[..., None, :]
   squared = xp.sum(centred**2, axis=-1)
   present = ~xp.isnan(squared)
   mean_square = (xp.sum(xp.where(present, squared, 0.0), axis=-1)
@@ -64,13 +80,14 @@ def lifter_joints(keypoints: str) -> tuple[int, ...]:
   return KEYPOINT_SETS[keypoints]
 
 
-def corrupt(x: jax.Array, key: jax.Array, noise: float, joint_dropout: float) -> jax.Array:
-  """Train-time corruption of normalised (..., 17, F) inputs: Gaussian noise of sigma
-  `noise` on every value, then each joint of each frame dropped (set to 0, as an absent
-  joint reads) with probability `joint_dropout`, as a detector misses joints."""
-  if noise:
-    x = x + noise * jax.random.normal(jax.random.fold_in(key, 0), x.shape)
-  if joint_dropout:
-    dropped = jax.random.bernoulli(jax.random.fold_in(key, 2), joint_dropout, x.shape[:-1])
-    x = jnp.where(dropped[..., None], 0.0, x)
-  return x
+def drop_joints(pose_2d: jax.Array, key: jax.Array, probability: float) -> jax.Array:
+  """Train-time: each joint of each (..., 17, 2) pixel pose becomes absent (NaN) with
+  `probability`, as a detector misses joints. It acts on pixels, before `prepare`, so a
+  missing hip moves the centre and scale in training exactly as it does at inference."""
+  dropped = jax.random.bernoulli(jax.random.fold_in(key, 2), probability, pose_2d.shape[:-1])
+  return jnp.where(dropped[..., None], jnp.nan, pose_2d)
+
+
+def add_noise(x: jax.Array, key: jax.Array, sigma: float) -> jax.Array:
+  """Train-time Gaussian noise of `sigma` on normalised inputs."""
+  return x + sigma * jax.random.normal(jax.random.fold_in(key, 0), x.shape)

@@ -52,24 +52,25 @@ def align_to_training(pose_2d: jax.Array, mean_2d: jax.Array, keypoints: str,
 
   An "image"-frame model learnt Human3.6M's pixels: people of a certain size near the
   middle of a 1000-pixel frame. Another camera puts them anywhere at any size, so the
-  pose is translated (hips' midpoint) and scaled (RMS radius over the joints present)
-  onto the training split's mean pose: per frame for (B, 17, 2) inputs, and with one
-  transform per sequence for (B, T, 17, 2) ones (`sequence`), so motion is kept.
+  joints present are moved and scaled onto the same joints of the training split's mean
+  pose (centroid onto centroid, RMS spread onto RMS spread), which a missed joint does not
+  upset: per frame for (B, 17, 2) inputs, and with one transform per sequence for
+  (B, T, 17, 2) ones (`sequence`), so motion is kept.
   """
   kept = lifter_inputs.select(pose_2d, keypoints)
-  centre = (kept[..., 1, :] + kept[..., 4, :]) / 2
-  radius = jnp.sqrt(jnp.nanmean(jnp.sum((kept - centre[..., None, :])**2, axis=-1), axis=-1))
-  ref_centre = (mean_2d[1] + mean_2d[4]) / 2
-  present = ~jnp.isnan(kept[..., 0])
-  ref_square = jnp.sum((mean_2d - ref_centre)**2, axis=-1)
-  ref_radius = jnp.sqrt(jnp.sum(jnp.where(present, ref_square, 0.0), axis=-1)
-                        / jnp.maximum(jnp.sum(present, axis=-1), 1))
+  present = ~jnp.isnan(kept[..., :1])
+  count = jnp.maximum(jnp.sum(present, axis=-2), 1)  # (..., 1)
+  reference = jnp.where(present, mean_2d, 0.0)
+  centre = jnp.sum(jnp.where(present, kept, 0.0), axis=-2) / count
+  ref_centre = jnp.sum(reference, axis=-2) / count
+  spread = jnp.sum(jnp.where(present, (kept - centre[..., None, :])**2, 0.0), axis=(-2, -1))
+  ref_spread = jnp.sum(jnp.where(present, (mean_2d - ref_centre[..., None, :])**2, 0.0),
+                       axis=(-2, -1))
   if sequence:  # one transform per sequence: means over time.
-    centre = jnp.nanmean(centre, axis=1, keepdims=True)
-    radius = jnp.nanmean(radius, axis=1, keepdims=True)
-    ref_radius = jnp.nanmean(ref_radius, axis=1, keepdims=True)
-  scale = ref_radius / radius
-  return (pose_2d - centre[..., None, :]) * scale[..., None, None] + ref_centre
+    centre, ref_centre = (jnp.mean(c, axis=1, keepdims=True) for c in (centre, ref_centre))
+    spread, ref_spread = (jnp.mean(s, axis=1, keepdims=True) for s in (spread, ref_spread))
+  scale = jnp.sqrt(ref_spread / jnp.maximum(spread, 1e-12))
+  return (pose_2d - centre[..., None, :]) * scale[..., None, None] + ref_centre[..., None, :]
 
 
 def lift_function(config: ml_collections.ConfigDict, trainer, score_threshold: float):

@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jpose.data import lifter_inputs
 from jpose.data import pipeline
 from jpose.data import resident as resident_lib
 from jpose.data import windows
@@ -47,9 +46,8 @@ class TemporalTrainer(trainers.SupervisedLifter):
     Depth is the joint's root-relative camera depth over model.depth_range_mm. Gaussian
     noise (sigmas in normalised units) is added where a key is given.
     """
-    x = trainers.normalised_2d(pose_2d, norm, self.config.data)
-    if noise_key is not None:
-      x = lifter_inputs.corrupt(x, noise_key, noise_2d, joint_dropout)
+    x = trainers.normalised_2d(pose_2d, norm, self.config.data, noise_key, noise_2d,
+                               joint_dropout)
     if self.features == 2:
       return x
     depth = pose_3d[..., 2:3] / self.config.model.depth_range_mm

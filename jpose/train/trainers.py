@@ -27,11 +27,19 @@ Metrics = dict[str, jax.Array]
 
 
 def normalised_2d(pose_2d: jax.Array, norm: pipeline.NormStats,
-                  data: ml_collections.ConfigDict) -> jax.Array:
+                  data: ml_collections.ConfigDict, key: jax.Array | None = None,
+                  noise: float = 0.0, joint_dropout: float = 0.0) -> jax.Array:
   """(..., 17, 2) pixels -> the config's joints in its 2D frame (`lifter_inputs.prepare`),
-  normalised with the train split's statistics; NaN (an absent joint) -> 0."""
+  normalised with the train split's statistics; NaN (an absent joint) -> 0.
+
+  With a key (training), joints are first dropped with probability `joint_dropout`, and
+  Gaussian noise of sigma `noise` is added to the normalised values.
+  """
+  if key is not None and joint_dropout:
+    pose_2d = lifter_inputs.drop_joints(pose_2d, key, joint_dropout)
   pose_2d = lifter_inputs.prepare(pose_2d, data.keypoints, data.frame_2d)
-  return jnp.nan_to_num(pipeline.normalise(pose_2d, norm.mean_2d, norm.std_2d))
+  x = jnp.nan_to_num(pipeline.normalise(pose_2d, norm.mean_2d, norm.std_2d))
+  return lifter_inputs.add_noise(x, key, noise) if key is not None and noise else x
 
 
 def lifter_vector(pose_2d_norm: jax.Array, keypoints: str) -> jax.Array:
@@ -95,9 +103,9 @@ class SupervisedLifter:
     frames = resident_lib.gather_frames(resident, batch["frame_id"], batch["flip"])
     norm = state.norm
     m = self.config.model
-    frames["pose_2d_norm"] = lifter_inputs.corrupt(
-        normalised_2d(frames["pose_2d"], norm, self.config.data),
-        state_lib.stream(state, "input_noise"), m.noise_2d, m.joint_dropout)
+    frames["pose_2d_norm"] = normalised_2d(frames["pose_2d"], norm, self.config.data,
+                                           state_lib.stream(state, "input_noise"), m.noise_2d,
+                                           m.joint_dropout)
     frames["pose_3d_norm"] = pipeline.normalise(frames["pose_3d"], norm.mean_3d, norm.std_3d)
     return frames
 
