@@ -15,7 +15,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.name = "synthetic_h36m"  # Dataset key in jpose.data.datasets.BUILDERS.
   c.data.data_dir = ""  # tfds data_dir; "" means $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.manual_dir = ""  # Source files for datasets built from local data (h36m).
-  c.data.input_2d = "gt"  # 2D input: "gt" (projected ground truth) or "sh" (detections).
+  # 2D input: "gt" (projected ground truth), "sh" (Stacked Hourglass detections) or
+  # "stage1" (a first-stage image model's 2D and depth, from `python -m jpose.predict`).
+  c.data.input_2d = "gt"
+  c.data.stage1_dir = ""  # With input_2d="stage1": the folder jpose.predict wrote.
+  # Keep every n-th frame of each sequence (50 fps Human3.6M at 5: 10 fps); stage-1
+  # predictions must have been made at the same stride.
+  c.data.frame_stride = 1
   c.data.flip = False  # Random horizontal flip with left/right swap during training.
   # The 2D joints models read (jpose.data.lifter_inputs): "h36m" (all 17 of Human3.6M's) or
   # "coco" (the 13 a COCO-17 detector also gives; pelvis, spine, thorax and head top are

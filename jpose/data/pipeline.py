@@ -31,6 +31,7 @@ import numpy as np
 
 from jpose.data import datasets
 from jpose.data import lifter_inputs
+from jpose.data import stage1
 from jpose.data import windows
 from jpose.geometry import skeleton
 
@@ -55,6 +56,9 @@ class SequenceSet:
   camera_f: np.ndarray  # (S, 2)
   camera_up: np.ndarray  # (S, 3) the world's up axis (+z) in the camera frame (R's 3rd column)
   fps: float
+  # (N, 17) root-relative depth, mm, that a depth-reading TCN takes as input in place of
+  # the ground truth's: a first stage's predictions (jpose.data.stage1). None: the truth.
+  input_depth: np.ndarray | None = None
 
   @property
   def num_frames(self) -> int:
@@ -74,8 +78,10 @@ class NormStats(NamedTuple):
 
 
 def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None = None,
-               manual_dir: str | None = None, max_sequences: int | None = None) -> SequenceSet:
-  """Reads one split of dataset `name`, building the dataset first if it is missing."""
+               manual_dir: str | None = None, max_sequences: int | None = None,
+               frame_stride: int = 1) -> SequenceSet:
+  """Reads one split of dataset `name`, building the dataset first if it is missing.
+  `frame_stride` keeps every n-th frame of each sequence (a lower frame rate)."""
   if input_2d not in INPUT_2D_FIELDS:
     raise ValueError(f"data.input_2d: '{input_2d}' is not one of {sorted(INPUT_2D_FIELDS)}")
   builder = datasets.prepare(name, data_dir, manual_dir)
@@ -92,14 +98,14 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
   field = INPUT_2D_FIELDS[input_2d]
   pose_2d, pose_3d, root_depth, kept, dropped = [], [], [], [], []
   for r in records:
-    p2 = np.asarray(r[field], np.float32)
+    p2 = np.asarray(r[field], np.float32)[::frame_stride]
     usable = ~np.isnan(np.delete(p2, skeleton.NECK_NOSE, axis=1)).any(axis=(1, 2))
     if not usable.all():
       dropped.append(f"{_text(r['subject'])}/{_text(r['action'])}/{_text(r['camera'])}: "
                      f"{int((~usable).sum())} frames without {field}")
     if not usable.any():
       continue
-    p3 = np.asarray(r["pose_3d"], np.float32)[usable]
+    p3 = np.asarray(r["pose_3d"], np.float32)[::frame_stride][usable]
     pose_2d.append(p2[usable])
     pose_3d.append(p3 - p3[:, skeleton.ROOT:skeleton.ROOT + 1])
     root_depth.append(p3[:, skeleton.ROOT, 2])
@@ -121,14 +127,20 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
       camera_c=np.stack([np.asarray(r["camera_c"], np.float32) for r in kept]),
       camera_f=np.stack([np.asarray(r["camera_f"], np.float32) for r in kept]),
       camera_up=np.stack([np.asarray(r["camera_R"], np.float32)[:, 2] for r in kept]),
-      fps=float(kept[0]["fps"]))
+      fps=float(kept[0]["fps"]) / frame_stride)
 
 
 def load_config_split(config, split: str) -> SequenceSet:
-  """`load_split` with the dataset fields of a jpose config (config.data.*)."""
+  """`load_split` with the dataset fields of a jpose config (config.data.*). With
+  data.input_2d="stage1", the 2D and depth inputs are a first stage's predictions
+  (`jpose.data.stage1`), and the targets the dataset's ground truth."""
   d = config.data
-  return load_split(d.name, split, input_2d=d.input_2d, data_dir=d.data_dir or None,
-                    manual_dir=d.manual_dir or None, max_sequences=d.max_sequences or None)
+  data = load_split(d.name, split, input_2d="gt" if d.input_2d == "stage1" else d.input_2d,
+                    data_dir=d.data_dir or None, manual_dir=d.manual_dir or None,
+                    max_sequences=d.max_sequences or None, frame_stride=d.frame_stride)
+  if d.input_2d == "stage1":
+    data = stage1.attach(data, d.stage1_dir, split, d.frame_stride)
+  return data
 
 
 def _read_record(source, index: int, name: str, split: str, data_dir) -> dict:

@@ -30,6 +30,7 @@ class ResidentData(NamedTuple):
   camera_f: jnp.ndarray  # (N, 2) focal lengths, pixels
   camera_c: jnp.ndarray  # (N, 2) principal points, pixels (flips mirror about c_x)
   camera_up: jnp.ndarray  # (N, 3) the world's up axis in the camera frame
+  input_depth: jnp.ndarray  # (N, 17) root-relative depth a depth TCN reads, mm
 
 
 def from_sequences(data: pipeline.SequenceSet) -> ResidentData:
@@ -41,15 +42,23 @@ def from_sequences(data: pipeline.SequenceSet) -> ResidentData:
       root_depth=data.root_depth.astype(np.float32),
       camera_f=data.camera_f[data.seq_index].astype(np.float32),
       camera_c=data.camera_c[data.seq_index].astype(np.float32),
-      camera_up=data.camera_up[data.seq_index].astype(np.float32))
+      camera_up=data.camera_up[data.seq_index].astype(np.float32),
+      input_depth=input_depth(data).astype(np.float32))
+
+
+def input_depth(data: pipeline.SequenceSet) -> np.ndarray:
+  """(N, 17) the depth input of a depth-reading TCN: a first stage's predictions where the
+  split has them (`data.input_depth`), else the ground truth's root-relative depth."""
+  return data.pose_3d[..., 2] if data.input_depth is None else data.input_depth
 
 
 def gather_windows(data: ResidentData, frame_ids, offsets):
-  """(B,) frame ids -> (B, L, 17, 2) pixel windows and (B, L, 17, 3) 3D windows, with
-  edge replication at sequence boundaries (never reading a neighbouring sequence)."""
+  """(B,) frame ids -> (B, L, 17, 2) pixel windows, (B, L, 17, 3) 3D windows and (B, L, 17)
+  input-depth windows, with edge replication at sequence boundaries (never reading a
+  neighbouring sequence)."""
   index = windows.window_index(frame_ids, jnp.asarray(offsets), data.first[frame_ids],
                                data.last[frame_ids])
-  return data.pose_2d[index], data.pose_3d[index]
+  return data.pose_2d[index], data.pose_3d[index], data.input_depth[index]
 
 
 def gather_frames(data: ResidentData, frame_ids, flip) -> dict[str, jnp.ndarray]:

@@ -86,7 +86,9 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet,
     index = windows.window_index(first + batch["frame_index"], trainer.offsets, first,
                                  first + data.lengths[seq] - 1)
     predicted = jax.jit(trainer.predict_sequences)(
-        state, data.pose_2d[index], data.pose_3d[index], data.camera_c[seq, 0])
+        state, data.pose_2d[index],
+        np.concatenate([data.pose_3d[index][..., :2], resident.input_depth(data)[index][..., None]],
+                       axis=-1), data.camera_c[seq, 0])
     predicted = np.asarray(predicted)[:, 0]
   else:
     inputs = {k: jnp.asarray(batch[k]) for k in trainer.predict_keys}
@@ -211,12 +213,15 @@ def _sequence_chunks(trainer, data: pipeline.SequenceSet, sequences, chunk: int)
   for s in sequences:
     frames = data.sequence(s)
     pose_2d, pose_3d = data.pose_2d[frames], data.pose_3d[frames]
+    # A depth TCN reads the z of pose_3d_in: the truth's, or a first stage's prediction.
+    pose_3d_in = np.concatenate([pose_3d[..., :2], resident.input_depth(data)[frames, :, None]],
+                                axis=-1)
     count = -(-pose_2d.shape[0] // chunk)
     target = np.pad(pose_3d, [(0, count * chunk - pose_3d.shape[0]), (0, 0), (0, 0)], mode="edge")
     valid = np.arange(count * chunk) < pose_3d.shape[0]
     yield s, {
         "pose_2d": temporal.chunk_sequence(pose_2d, trainer.field, chunk, causal),
-        "pose_3d_in": temporal.chunk_sequence(pose_3d, trainer.field, chunk, causal),
+        "pose_3d_in": temporal.chunk_sequence(pose_3d_in, trainer.field, chunk, causal),
         "target": target.reshape(count, chunk, 17, 3),
         "valid": valid.reshape(count, chunk),
         "principal_x": np.full(count, data.camera_c[s, 0], np.float32),

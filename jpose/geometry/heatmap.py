@@ -75,6 +75,13 @@ def voxel_to_normalized(coords: jax.Array, grid_shape: tuple[int, int, int]) -> 
   return coords.astype(jnp.float32) / jnp.asarray([w, h, d], jnp.float32) - 0.5
 
 
+def crop_to_image(points: jax.Array, crop: jax.Array) -> jax.Array:
+  """(B, J, 2) crop pixels -> (B, J, 2) original image pixels, through the inverse of each
+  example's (B, 2, 3) crop affine (original pixels -> crop pixels)."""
+  linear, shift = crop[:, :, :2], crop[:, :, 2]
+  return jnp.einsum("bij,bkj->bki", jnp.linalg.inv(linear), points - shift[:, None, :])
+
+
 def crop_to_camera(joints: jax.Array, crop: jax.Array, root_depth: jax.Array,
                    focal: jax.Array, principal: jax.Array, root: int = 0) -> jax.Array:
   """(B, J, 3) (x, y crop pixels, z root-relative mm) -> (B, J, 3) root-relative camera
@@ -84,9 +91,7 @@ def crop_to_camera(joints: jax.Array, crop: jax.Array, root_depth: jax.Array,
   (B, 2). Each joint is lifted by the undistorted pinhole at depth root_depth + z, and
   the lifted root is subtracted.
   """
-  linear, shift = crop[:, :, :2], crop[:, :, 2]
-  pixels = jnp.einsum("bij,bkj->bki", jnp.linalg.inv(linear),
-                      joints[..., :2] - shift[:, None, :])
+  pixels = crop_to_image(joints[..., :2], crop)
   depth = root_depth[:, None] + joints[..., 2]
   xy = (pixels - principal[:, None, :]) * depth[..., None] / focal[:, None, :]
   camera = jnp.concatenate([xy, depth[..., None]], axis=-1)

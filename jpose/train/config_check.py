@@ -38,7 +38,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   from jpose.train import optimizers  # pylint: disable=g-import-not-at-top
   checks = [
       ("data.name", config.data.name, datasets.BUILDERS),
-      ("data.input_2d", config.data.input_2d, pipeline.INPUT_2D_FIELDS),
+      ("data.input_2d", config.data.input_2d, (*pipeline.INPUT_2D_FIELDS, "stage1")),
       ("data.keypoints", config.data.keypoints, lifter_inputs.KEYPOINT_SETS),
       ("data.frame_2d", config.data.frame_2d, lifter_inputs.FRAMES_2D),
       ("model.name", config.model.name, registry.MODELS),
@@ -56,6 +56,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("train.batch_size", "train.num_steps", "train.checkpoint_every",
                 "train.log_every", "train.steps_per_dispatch", "eval.batch_size",
                 "eval.frame_stride", "eval.final_frame_stride", "data.crop_size",
+                "data.frame_stride",
                 "model.depth_bins", "model.head_features"):
     section, key = field.split(".")
     if int(config[section][key]) <= 0:
@@ -71,6 +72,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.train[field] % k:
       raise ValueError(f"config.train.{field}={config.train[field]} must be a multiple of "
                        f"config.train.steps_per_dispatch={k}")
+  if config.data.input_2d == "stage1" and config.train.trainer not in ("supervised", "temporal"):
+    raise ValueError(f"config.data.input_2d='stage1': only the lifters and the TCN read a "
+                     f"first stage's predictions, not the {config.train.trainer} trainer")
   if config.train.trainer == "integral" and config.data.input_2d != "gt":
     raise ValueError(f"config.data.input_2d='{config.data.input_2d}': the integral trainer "
                      "renders people where the ground-truth 2D puts them; use 'gt'")

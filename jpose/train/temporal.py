@@ -64,13 +64,16 @@ class TemporalTrainer(trainers.SupervisedLifter):
 
   def train_step(self, state, batch, resident):
     ids, flip = batch["frame_id"], batch["flip"]
-    windows_2d, windows_3d = resident_lib.gather_windows(resident, ids, self.offsets)
+    windows_2d, windows_3d, windows_depth = resident_lib.gather_windows(resident, ids,
+                                                                        self.offsets)
     principal_x = resident.camera_c[ids, 0]
     windows_2d = resident_lib.flip_2d(windows_2d, principal_x, flip)
+    # The depth input is the ground truth's, or a first stage's prediction of it.
+    windows_in = resident_lib.flip_3d(windows_3d.at[..., 2].set(windows_depth), flip)
     windows_3d = resident_lib.flip_3d(windows_3d, flip)
     target = windows_3d[:, -1 if self.config.model.causal else self.field // 2]
     m = self.config.model
-    inputs = self.model_inputs(windows_2d, windows_3d, state.norm, state_lib.stream(state, "noise"),
+    inputs = self.model_inputs(windows_2d, windows_in, state.norm, state_lib.stream(state, "noise"),
                                m.noise_2d, m.noise_depth, m.joint_dropout)
     momentum = self.bn_momentum(state.step)
 

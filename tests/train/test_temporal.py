@@ -23,7 +23,7 @@ def test_device_windows_match_the_host_pipeline(synthetic_train, causal):
                                causal=causal)[0]
   data = resident.ResidentData(*(jnp.asarray(a) for a in resident.from_sequences(synthetic_train)))
   ids = jnp.arange(700)
-  windows_2d, windows_3d = resident.gather_windows(data, ids, windows.window_offsets(27, causal))
+  windows_2d, windows_3d, _ = resident.gather_windows(data, ids, windows.window_offsets(27, causal))
   chex.assert_trees_all_equal(np.asarray(windows_2d), host["pose_2d"])
   # The target frame sits at the window's end (causal) or centre.
   chex.assert_trees_all_equal(np.asarray(windows_3d[:, 26 if causal else 13]), host["pose_3d"])
@@ -37,7 +37,7 @@ def test_device_flips_match_the_host_pipeline(synthetic_train):
   host = pipeline.make_dataset(synthetic_train, stats, 700, train=False, window=27)[0]
   data = resident.ResidentData(*(jnp.asarray(a) for a in resident.from_sequences(synthetic_train)))
   ids = jnp.arange(700)
-  windows_2d, windows_3d = resident.gather_windows(data, ids, windows.window_offsets(27, False))
+  windows_2d, windows_3d, _ = resident.gather_windows(data, ids, windows.window_offsets(27, False))
   flip = jnp.arange(700) % 2 == 0
   flipped = np.asarray(resident.flip_2d(windows_2d, data.camera_c[ids, 0], flip))
   cx = synthetic_train.camera_c[synthetic_train.seq_index[:700], 0][:, None, None]

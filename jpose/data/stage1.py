@@ -1,0 +1,90 @@
+"""A first stage's per-frame predictions, stored for the TCN to read: Kato et al.'s
+two-stage video model, whose per-frame image model gives 2D pose and joint depth.
+
+`python -m jpose.predict` writes `<dir>/<split>.npz` (one row per frame of every
+sequence, in `pipeline.load_split`'s order) and `<dir>/metadata.json`; a TCN config with
+data.input_2d="stage1" and data.stage1_dir=<dir> reads them through `attach`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+METADATA = "metadata.json"
+
+
+def sequence_keys(data) -> list[str]:
+  """'subject/action/camera' of each sequence of a SequenceSet."""
+  return [f"{s}/{a}/{c}" for s, a, c in zip(data.subjects, data.actions, data.cameras)]
+
+
+def write(out_dir: str, split: str, data, pose_2d: np.ndarray, depth: np.ndarray,
+          pose_3d: np.ndarray, metadata: dict) -> str:
+  """Stores one split's predictions for the frames of `data` (a SequenceSet): (N, 17, 2)
+  image pixels, (N, 17) root-relative depth in mm, and (N, 17, 3) the root-relative camera
+  coordinates they make with the true root depth. The file is replaced only once the new
+  one is complete; metadata.json keeps every split's entry."""
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, f"{split}.npz")
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, pose_2d=pose_2d.astype(np.float32), depth=depth.astype(np.float32),
+           pose_3d=pose_3d.astype(np.float32), sequences=np.asarray(sequence_keys(data)),
+           lengths=np.asarray(data.lengths, np.int64))
+  os.replace(tmp, path)
+  meta_path = os.path.join(out_dir, METADATA)
+  meta = read_metadata(out_dir) if os.path.isfile(meta_path) else {}
+  meta[split] = metadata
+  with open(meta_path + ".tmp", "w") as f:
+    json.dump(meta, f, indent=2)
+  os.replace(meta_path + ".tmp", meta_path)
+  return path
+
+
+def read_metadata(stage1_dir: str) -> dict:
+  path = os.path.join(stage1_dir, METADATA)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path}: no stage-1 predictions here; write them with "
+                            "python -m jpose.predict --workdir <integral run>") from None
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not JSON ({e}); run python -m jpose.predict again") from e
+
+
+def attach(data, stage1_dir: str, split: str, frame_stride: int):
+  """`data` (a SequenceSet of ground truth) with its 2D input and input depth replaced by
+  the stage-1 predictions for the same sequences and frames."""
+  if not stage1_dir:
+    raise ValueError("config.data.stage1_dir: data.input_2d='stage1' needs the folder "
+                     "python -m jpose.predict wrote")
+  meta = read_metadata(stage1_dir)
+  path = os.path.join(stage1_dir, f"{split}.npz")
+  if split not in meta or not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no stage-1 predictions for split '{split}' (there are "
+                            f"{sorted(meta)}); run python -m jpose.predict --splits {split}")
+  if meta[split]["frame_stride"] != frame_stride:
+    raise ValueError(f"{path}: predicted at frame_stride {meta[split]['frame_stride']}, but "
+                     f"config.data.frame_stride is {frame_stride}; they must match")
+  with np.load(path) as f:
+    stored = {k: f[k] for k in ("pose_2d", "depth", "sequences", "lengths")}
+  starts = np.concatenate([[0], np.cumsum(stored["lengths"])[:-1]])
+  rows = {str(k): (int(s), int(n)) for k, s, n in zip(stored["sequences"], starts,
+                                                       stored["lengths"])}
+  index = []
+  for key, length in zip(sequence_keys(data), data.lengths):
+    if key not in rows:
+      raise ValueError(f"{path}: no predictions for sequence {key}; predict with the same "
+                       "data.max_sequences (or more) as this config")
+    start, stored_length = rows[key]
+    if stored_length != length:
+      raise ValueError(f"{path}: sequence {key} has {stored_length} predicted frames, the "
+                       f"dataset {length}; predict again from the same dataset")
+    index.append(np.arange(start, start + length))
+  index = np.concatenate(index)
+  return dataclasses.replace(data, pose_2d=stored["pose_2d"][index],
+                             input_depth=stored["depth"][index])
