@@ -5,8 +5,8 @@ pose plus per-joint root-relative depth (normalised by D = 1500 mm), with Gaussi
 By default the depth input is the ground truth's, with Gaussian noise at test time as a
 first stage's stand-in (eval.depth_noise, normalised units). With a real first stage
 (`python -m jpose.predict` on an integral run) the TCN reads its 2D and depth instead:
---config.data.input_2d=stage1 --config.data.stage1_dir=<run>/stage1 (README: the
-two-stage video model).
+--config.data.input_2d=stage1 --config.data.stage1_dir=<run>/stage1
+--config.eval.depth_noise=0 (README: the two-stage video model).
 
   python -m jpose.main --config configs/tcn243_depth.py --workdir /tmp/tcn243_depth
   python -m jpose.main --config configs/tcn243_depth.py --workdir /tmp/tcn243_depth_h36m \

@@ -85,6 +85,10 @@ def test_stage1_mismatches_are_named(stage1_dir, tfds_dir, tmp_path):
   config = _tcn_config(tfds_dir, str(tmp_path))
   with pytest.raises(FileNotFoundError, match="no stage-1 predictions here"):
     pipeline.load_config_split(config, "test")
+  config = _tcn_config(tfds_dir, stage1_dir, input_depth=True)
+  config.eval.depth_noise = 0.05
+  with pytest.raises(ValueError, match="set it to 0"):
+    loop.build_experiment(config)
   lifter = str(tmp_path / "lifter")
   loop.train_and_evaluate(_tcn_config(tfds_dir, stage1_dir), lifter, evaluate_at_end=False)
   with pytest.raises(ValueError, match="stage-1 predictions come from an integral"):

@@ -75,6 +75,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.data.input_2d == "stage1" and config.train.trainer not in ("supervised", "temporal"):
     raise ValueError(f"config.data.input_2d='stage1': only the lifters and the TCN read a "
                      f"first stage's predictions, not the {config.train.trainer} trainer")
+  if config.data.input_2d == "stage1" and config.eval.depth_noise:
+    raise ValueError(f"config.eval.depth_noise={config.eval.depth_noise}: test-time depth noise "
+                     "stands in for a first stage's errors; with data.input_2d='stage1' the "
+                     "depth is a first stage's, so set it to 0")
   if config.train.trainer == "integral" and config.data.input_2d != "gt":
     raise ValueError(f"config.data.input_2d='{config.data.input_2d}': the integral trainer "
                      "renders people where the ground-truth 2D puts them; use 'gt'")
