@@ -249,3 +249,27 @@ def test_the_commands(tcn_workdir, tmp_path):
                          f"--out={tmp_path / 'none'}"], env=env, capture_output=True, text=True,
                         check=False)
   assert done.returncode != 0 and "jpose.infer: no keypoints: pass --keypoints" in done.stderr
+
+
+def test_infer_detects_with_blazepose_on_a_video(tcn_workdir, tmp_path):
+  """--video with --blazepose_model: a stand-in landmark model (constant landmarks, built
+  by tests/data/test_blazepose.py) detects, jpose.infer lifts and draws every frame."""
+  pytest.importorskip("ai_edge_litert")
+  from tests.data.test_blazepose import _raw_with_aux, _stand_in_model
+  model = tmp_path / "stand_in.tflite"
+  model.write_bytes(_stand_in_model(_raw_with_aux(), flag=0.9))
+  video_path = str(tmp_path / "clip.mp4")
+  with av.open(video_path, "w") as video:
+    stream = video.add_stream("mpeg4", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+    for _ in range(6):
+      frame = av.VideoFrame.from_ndarray(np.full((480, 640, 3), 90, np.uint8), format="rgb24")
+      video.mux(stream.encode(frame))
+    video.mux(stream.encode())
+  report = infer.run(tcn_workdir, str(tmp_path / "out"), video=video_path,
+                     blazepose_model=str(model))
+  assert report["frames"] == 6 and report["frames_without_person"] == 0
+  lifted = np.load(tmp_path / "out" / "poses_3d.npz")["poses_3d"]
+  assert lifted.shape == (6, 17, 3) and np.isfinite(lifted).all()
+  with av.open(str(tmp_path / "out" / "animation.mp4")) as written:
+    assert sum(1 for _ in written.decode(video=0)) == 6
