@@ -24,6 +24,7 @@ import numpy as np
 import tqdm
 
 import configs
+from configs import common
 from jpose.data import pipeline
 from jpose.evaluate import evaluator
 from jpose.evaluate import plots
@@ -355,6 +356,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   return results
 
 
+def _merge(config: ml_collections.ConfigDict, saved: dict) -> None:
+  for key, value in saved.items():
+    if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+      _merge(config[key], value)
+    else:
+      config[key] = value
+
+
 def load_trained(workdir: str, config: ml_collections.ConfigDict | str | None = None):
   """A trained workdir's (config, trainer, state), with no dataset: the latest
   checkpoint, opened read-only, with the normalisation statistics stored in it.
@@ -371,9 +380,12 @@ def load_trained(workdir: str, config: ml_collections.ConfigDict | str | None = 
                               "0.3 wrote none); pass the run's config with --config")
     with open(path) as f:
       try:
-        config = ml_collections.ConfigDict(json.load(f))
+        saved = json.load(f)
       except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not a jpose config ({e})") from e
+    # Fields added to jpose after the run keep their defaults, which reproduce older runs.
+    config = common.base_config()
+    _merge(config, saved)
   config_check.validate(config)
   ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep, read_only=True)
   if ckpt.latest_step() is None:
