@@ -22,6 +22,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 import jax
@@ -113,6 +114,7 @@ def define_flags() -> None:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
   try:
     config, trainer, state = loop.load_trained(FLAGS.workdir, FLAGS.config)
     exported = export_model(config, trainer, state, FLAGS.score_threshold,

@@ -26,6 +26,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 import ml_collections
@@ -167,6 +168,7 @@ def _extent(points: np.ndarray) -> tuple[int, int]:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
   try:
     run(FLAGS.workdir, FLAGS.out, FLAGS.keypoints, FLAGS.video, FLAGS.blazepose_model,
         FLAGS.config, FLAGS.score_threshold, FLAGS.frames, FLAGS.person, FLAGS.fps, FLAGS.animation)

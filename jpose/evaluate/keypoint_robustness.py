@@ -15,6 +15,7 @@ import json
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -72,6 +73,7 @@ def define_flags() -> None:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
   test = pipeline.load_split("h36m", "test", data_dir=FLAGS.data_dir)
   frames = np.arange(test.num_frames)[::FLAGS.frame_stride]
   conditions = coco_conditions(test.pose_2d[frames], FLAGS.noise_px, FLAGS.missed)
