@@ -6,8 +6,9 @@ permutation of frame indices: grain drives the iteration, prefetching and the
 saveable iterator state, while the per-element cost stays out of Python.
 
 Batch dict (B = batch, L = window length when windows are requested):
-  pose_2d       (B[, L], 17, 2) pixels, as recorded (NaN where a detector has no joint)
-  pose_2d_norm  (B[, L], 17, 2) normalised with train-split statistics, NaN -> 0
+  pose_2d       (B[, L], 17, 2) pixels, as recorded (NaN where a detector has no joint);
+                the trainers normalise it on the device (`trainers.normalised_2d`), in the
+                config's joint set and 2D frame
   pose_3d       (B, 17, 3) camera frame, root-centred, mm (the window's centre frame)
   pose_3d_norm  (B, 17, 3) normalised
   camera_f, camera_c (B, 2) the frame's camera intrinsics; root_depth (B,) mm
@@ -256,7 +257,6 @@ class _BatchGather:
     s = self.stats
     return {
         "pose_2d": pose_2d,
-        "pose_2d_norm": np.nan_to_num(normalise(pose_2d, s.mean_2d, s.std_2d)),
         "pose_3d": pose_3d,
         "pose_3d_norm": normalise(pose_3d, s.mean_3d, s.std_3d),
         "seq_index": seq.astype(np.int32),
