@@ -23,8 +23,6 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-
-FLAGS = flags.FLAGS
 import jax
 from jax import export as jax_export
 import ml_collections
@@ -32,6 +30,8 @@ import ml_collections
 from jpose.evaluate import lifting
 from jpose.geometry import skeleton
 from jpose.train import loop
+
+FLAGS = flags.FLAGS
 
 PLATFORMS = ("cpu", "cuda")
 

@@ -27,16 +27,20 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-
-FLAGS = flags.FLAGS
 import ml_collections
 import numpy as np
 import tqdm
 
+from jpose.data import blazepose
 from jpose.data import keypoints as keypoint_files
+from jpose.data import video as video_lib
+from jpose.evaluate import animation as animation_lib
 from jpose.evaluate import lifting
 from jpose.geometry import skeleton
 from jpose.train import loop
+
+FLAGS = flags.FLAGS
+
 
 def clean_track(track: keypoint_files.KeypointTrack, threshold: float, interpolate: bool
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -112,16 +116,13 @@ def define_flags() -> None:
   flags.DEFINE_bool("animation", True, "Write animation.mp4.")
 
 
-def _detect(video_path: str, model_path: str) -> keypoint_files.KeypointTrack:
-  from jpose.data import blazepose  # pylint: disable=g-import-not-at-top
-  from jpose.evaluate import animation  # pylint: disable=g-import-not-at-top
+def _detect(video: video_lib.VideoFrames, model_path: str) -> keypoint_files.KeypointTrack:
   detector = blazepose.BlazePose(model_path)
-  video = animation.read_video(video_path)
   found = [detector(frame) for frame in tqdm.tqdm(video, total=video.num_frames, desc="detect")]
   found = np.stack(found).astype(np.float32)
   return keypoint_files.KeypointTrack(
       points=found[..., :2], scores=found[..., 2], frame_ids=list(range(len(found))),
-      image_size=video.size, people=np.ones(len(found), np.int32), source=video_path)
+      image_size=video.size, people=np.ones(len(found), np.int32), source=video.path)
 
 
 def run(workdir: str, out_dir: str, keypoints: str | None = None, video: str | None = None,
@@ -135,9 +136,10 @@ def run(workdir: str, out_dir: str, keypoints: str | None = None, video: str | N
                      "a COCO results JSON, OpenPose JSON or .npy), or --video with "
                      "--blazepose_model=pose_landmark_full.tflite to detect them here")
   config, trainer, state = loop.load_trained(workdir, config)
-  lifting.check_liftable(config)
+  lifting.check_liftable(config)  # before a long detection, not after it
+  video_frames = video_lib.read_video(video) if video else None
   track = (keypoint_files.read_keypoints(keypoints, frames=frames, person=person) if keypoints
-           else _detect(video, blazepose_model))
+           else _detect(video_frames, blazepose_model))
   points, usable, guessed, report = clean_track(track, score_threshold,
                                                 interpolate=frames == "sequence")
   for name in report["joints_never_seen"]:
@@ -146,8 +148,6 @@ def run(workdir: str, out_dir: str, keypoints: str | None = None, video: str | N
   poses_3d = lifting.lift_track(config, trainer, state, np.nan_to_num(points), usable)
   paths = write_outputs(out_dir, poses_3d, points, guessed, track, report, workdir)
   if animation:
-    from jpose.evaluate import animation as animation_lib  # pylint: disable=g-import-not-at-top
-    video_frames = animation_lib.read_video(video) if video else None
     size = video_frames.size if video_frames else (track.image_size or _extent(points))
     rate = fps or (video_frames.fps if video_frames else 25.0)
     paths.append(animation_lib.write_animation(
@@ -171,7 +171,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
   try:
     run(FLAGS.workdir, FLAGS.out, FLAGS.keypoints, FLAGS.video, FLAGS.blazepose_model,
-        FLAGS.config, FLAGS.score_threshold, FLAGS.frames, FLAGS.person, FLAGS.fps, FLAGS.animation)
+        FLAGS.config, FLAGS.score_threshold, FLAGS.frames, FLAGS.person, FLAGS.fps,
+        FLAGS.animation)
   except (FileNotFoundError, ValueError, ImportError) as e:
     sys.exit(f"jpose.infer: {e}")
 

@@ -64,7 +64,7 @@ def predict_split(config: ml_collections.ConfigDict, trainer, state, data, batch
 
 def run(workdir: str, splits: list[str], frame_stride: int = 1, max_sequences: int = 0,
         out_dir: str | None = None, config: ml_collections.ConfigDict | str | None = None,
-        batch_size: int | None = None) -> dict[str, float]:
+        batch_size: int | None = None) -> dict[str, dict[str, float]]:
   """The command as a function. Returns each split's stage-1 MPJPE and P-MPJPE (mm)."""
   config, trainer, state = loop.load_trained(workdir, config)
   if config.train.trainer != "integral":

@@ -58,10 +58,7 @@ def to_pose_frame(pose_2d):
   (non-NaN) joints from the centre. Absent joints stay NaN."""
   xp = jnp if isinstance(pose_2d, jax.Array) else np
   centred = pose_2d - centre(pose_2d)[..., None, :]
-  squared = xp.sum(centred**2, axis=-1)
-  present = ~xp.isnan(squared)
-  mean_square = (xp.sum(xp.where(present, squared, 0.0), axis=-1)
-                 / xp.maximum(xp.sum(present, axis=-1), 1))
+  mean_square = _nanmean(xp.sum(centred**2, axis=-1), axis=-1)
   return centred / xp.sqrt(mean_square + 1e-12)[..., None, None]
 
 

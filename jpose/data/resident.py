@@ -52,6 +52,12 @@ def input_depth(data: pipeline.SequenceSet) -> np.ndarray:
   return data.pose_3d[..., 2] if data.input_depth is None else data.input_depth
 
 
+def input_pose_3d(data: pipeline.SequenceSet) -> np.ndarray:
+  """(N, 17, 3) the 3D whose z a depth TCN reads (`TemporalTrainer.model_inputs`): the
+  truth's x and y, and `input_depth` as z."""
+  return np.concatenate([data.pose_3d[..., :2], input_depth(data)[..., None]], axis=-1)
+
+
 def gather_windows(data: ResidentData, frame_ids, offsets):
   """(B,) frame ids -> (B, L, 17, 2) pixel windows, (B, L, 17, 3) 3D windows and (B, L, 17)
   input-depth windows, with edge replication at sequence boundaries (never reading a

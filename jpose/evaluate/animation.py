@@ -1,13 +1,13 @@
 """Videos of a lifted clip: the 2D keypoints over the input video beside the 3D skeleton.
 
-`read_video` decodes an input video with PyAV; `write_animation` renders one matplotlib
-figure per frame (reused across frames) and encodes it to .mp4 (PyAV) or .gif (Pillow).
+`write_animation` renders one matplotlib figure per frame (reused across frames) over the
+input video's frames (`jpose.data.video.read_video`) and encodes it to .mp4 (PyAV) or
+.gif (Pillow).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-import dataclasses
+from collections.abc import Iterable
 import fractions
 import os
 
@@ -17,75 +17,12 @@ import numpy as np
 from PIL import Image
 import tqdm
 
-from jpose.data import video as video_lib
 from jpose.evaluate import plots
 from jpose.geometry import skeleton as skeleton_lib
 
 # The view a still figure uses (plots.draw_3d's default); the animation turns away from it.
 _START_AZIMUTH = -70.0
 _DPI = 100
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoFrames:
-  """A video file's properties; iterating it decodes the (H, W, 3) uint8 RGB frames in
-  order (each iteration decodes the file afresh)."""
-
-  path: str
-  fps: float
-  size: tuple[int, int]  # (width, height) in pixels
-  num_frames: int  # from the stream header; estimated from the duration when it has none
-
-  def __iter__(self) -> Iterator[np.ndarray]:
-    import av  # pylint: disable=g-import-not-at-top
-
-    with _open(self.path) as container:
-      stream = container.streams.video[0]
-      stream.thread_type = "AUTO"  # frame-parallel decoding inside FFmpeg
-      position = 0
-      try:
-        for frame in container.decode(stream):
-          yield frame.to_ndarray(format="rgb24")
-          position += 1
-      except av.error.FFmpegError as e:
-        raise video_lib.VideoFileError(self.path,
-                                       f"decoding failed at frame {position}: {e}") from e
-
-
-def _open(path: str):
-  import av  # pylint: disable=g-import-not-at-top
-
-  if not os.path.isfile(path):
-    raise video_lib.VideoFileError(path, "file not found")
-  try:
-    container = av.open(path)
-  except (av.error.FFmpegError, OSError) as e:
-    raise video_lib.VideoFileError(path,
-                                   f"not a readable video (truncated or corrupt?): {e}") from e
-  if not container.streams.video:
-    container.close()
-    raise video_lib.VideoFileError(path, "holds no video stream")
-  return container
-
-
-def read_video(path: str) -> VideoFrames:
-  """Opens a video file; a missing or undecodable file raises `VideoFileError` naming it."""
-  with _open(path) as container:
-    stream = container.streams.video[0]
-    rate = stream.average_rate or stream.guessed_rate
-    if not rate:
-      raise video_lib.VideoFileError(path, "the video stream states no frame rate")
-    fps = float(rate)
-    num_frames = stream.frames
-    if not num_frames:
-      # Some containers (e.g. raw or streamed files) carry no frame count: estimate it.
-      if stream.duration is not None and stream.time_base is not None:
-        seconds = float(stream.duration * stream.time_base)
-      else:
-        seconds = (container.duration or 0) / 1_000_000  # av.time_base is microseconds
-      num_frames = int(round(seconds * fps))
-    return VideoFrames(path=path, fps=fps, size=(stream.width, stream.height),
-                       num_frames=int(num_frames))
 
 
 def write_animation(path: str, poses_3d: np.ndarray, keypoints_2d: np.ndarray, *,
@@ -102,8 +39,9 @@ def write_animation(path: str, poses_3d: np.ndarray, keypoints_2d: np.ndarray, *
     poses_3d: (T, 17, 3) root-relative camera-frame poses in mm, H36M-17 layout.
     keypoints_2d: (T, J, 2) keypoints in `skeleton_2d`'s layout, in continuous pixel
       coordinates (pixel (i, j) spans [j, j + 1] x [i, i + 1]); NaN joints are not drawn.
-    frames: (H, W, 3) uint8 frames, at least T of them (e.g. a `VideoFrames`); None draws
-      the keypoints on a plain background of `image_size`.
+    frames: (H, W, 3) uint8 frames, at least T of them (e.g. a
+      `jpose.data.video.VideoFrames`); None draws the keypoints on a plain background of
+      `image_size`.
     image_size: (width, height) of the plain background; required without `frames`.
     fps: frame rate of the output.
     missing: (T, J) bool, joints that were interpolated rather than detected: drawn as

@@ -86,9 +86,7 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet,
     index = windows.window_index(first + batch["frame_index"], trainer.offsets, first,
                                  first + data.lengths[seq] - 1)
     predicted = jax.jit(trainer.predict_sequences)(
-        state, data.pose_2d[index],
-        np.concatenate([data.pose_3d[index][..., :2], resident.input_depth(data)[index][..., None]],
-                       axis=-1), data.camera_c[seq, 0])
+        state, data.pose_2d[index], resident.input_pose_3d(data)[index], data.camera_c[seq, 0])
     predicted = np.asarray(predicted)[:, 0]
   else:
     inputs = {k: jnp.asarray(batch[k]) for k in trainer.predict_keys}
@@ -210,12 +208,11 @@ def make_sequence_eval_step(trainer, mesh):
 def _sequence_chunks(trainer, data: pipeline.SequenceSet, sequences, chunk: int):
   """Yields (sequence, chunk arrays) for every chunk of every listed sequence."""
   causal = trainer.config.model.causal
+  # A depth TCN reads the z of pose_3d_in: the truth's, or a first stage's prediction.
+  inputs_3d = resident.input_pose_3d(data)
   for s in sequences:
     frames = data.sequence(s)
-    pose_2d, pose_3d = data.pose_2d[frames], data.pose_3d[frames]
-    # A depth TCN reads the z of pose_3d_in: the truth's, or a first stage's prediction.
-    pose_3d_in = np.concatenate([pose_3d[..., :2], resident.input_depth(data)[frames, :, None]],
-                                axis=-1)
+    pose_2d, pose_3d, pose_3d_in = data.pose_2d[frames], data.pose_3d[frames], inputs_3d[frames]
     count = -(-pose_2d.shape[0] // chunk)
     target = np.pad(pose_3d, [(0, count * chunk - pose_3d.shape[0]), (0, 0), (0, 0)], mode="edge")
     valid = np.arange(count * chunk) < pose_3d.shape[0]

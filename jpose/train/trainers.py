@@ -199,7 +199,8 @@ class GanLifter(SupervisedLifter):
 
   def train_step(self, state, batch, resident):
     batch = self.frames(state, resident, batch)
-    x, real = lifter_vector(batch["pose_2d_norm"], self.config.data.keypoints), lifter_targets(batch)
+    x = lifter_vector(batch["pose_2d_norm"], self.config.data.keypoints)
+    real = lifter_targets(batch)
     # One generator forward serves both updates: the critic judges its (stopped) output,
     # and the generator's gradient is pulled back through it with jax.vjp.
     outputs, pullback, stats = jax.vjp(

@@ -59,7 +59,7 @@ def mp4_path(tmp_path_factory) -> str:
 
 
 def test_mp4_decodes_to_the_frames_written(mp4_path):
-  video = animation.read_video(mp4_path)
+  video = video_lib.read_video(mp4_path)
   assert video.fps == 10.0
   assert video.size == OUTPUT_SIZE
   assert video.num_frames == NUM_FRAMES
@@ -124,8 +124,8 @@ def test_keypoints_must_match_the_2d_skeleton(tmp_path):
 def test_read_video_names_a_missing_or_broken_file(tmp_path):
   missing_path = str(tmp_path / "absent.mp4")
   with pytest.raises(video_lib.VideoFileError, match="absent.mp4: file not found"):
-    animation.read_video(missing_path)
+    video_lib.read_video(missing_path)
   broken = tmp_path / "broken.mp4"
   broken.write_bytes(b"not a video at all")
   with pytest.raises(video_lib.VideoFileError, match="broken.mp4: not a readable video"):
-    animation.read_video(str(broken))
+    video_lib.read_video(str(broken))
