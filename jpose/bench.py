@@ -140,8 +140,7 @@ def _compiled_train_step(config, batch_size: int):
   sharding.check_batch_size(batch_size)
   k = config.train.steps_per_dispatch
   data = random_sequences()
-  norm = pipeline.NormStats(np.zeros((17, 2), np.float32), np.ones((17, 2), np.float32),
-                            np.zeros((17, 3), np.float32), np.ones((17, 3), np.float32))
+  norm = pipeline.placeholder_norm_stats()
   trainer = registry.build(config, norm, num_train_frames=data.num_frames)
   mesh = sharding.make_mesh()
   resident = sharding.replicate(mesh, trainer.resident_data(data))

@@ -160,6 +160,18 @@ def axis_angle_from_matrix(rotation):
   return q[..., 1:] * scale[..., None]
 
 
+def rotation_from_6d(x):
+  """(..., 6) -> (..., 3, 3): Zhou et al.'s continuous 6D rotation representation, as
+  SPIN stores `smpl_mean_params.npz` (the 6 numbers are the (3, 2) matrix of the first
+  two columns, row-major); Gram-Schmidt on the two columns, the third their cross."""
+  m = x.reshape(x.shape[:-1] + (3, 2))
+  a1, a2 = m[..., 0], m[..., 1]
+  b1 = a1 / jnp.linalg.norm(a1, axis=-1, keepdims=True)
+  b2 = a2 - jnp.sum(b1 * a2, axis=-1, keepdims=True) * b1
+  b2 = b2 / jnp.linalg.norm(b2, axis=-1, keepdims=True)
+  return jnp.stack([b1, b2, jnp.cross(b1, b2)], axis=-1)
+
+
 # vmap of `skin` over a leading batch axis of pose and betas: (N, K, 3), (N, B).
 skin_batch = jax.vmap(skin, in_axes=(None, 0, 0))
 

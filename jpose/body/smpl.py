@@ -26,6 +26,7 @@ import zipfile
 import jax.numpy as jnp
 import numpy as np
 
+from jpose.body import lbs
 from jpose.body import model as body_model
 
 NUM_JOINTS = 24
@@ -201,6 +202,41 @@ def approximate_h36m_regressor(j_regressor, v_template) -> np.ndarray:
 def approximate_lsp_regressor(j_regressor, v_template) -> np.ndarray:
   """(14, V) LSP-14 regressor mixed from SMPL's 24 joint rows and the head-top set."""
   return _mixed_regressor(_LSP_FROM_SMPL, j_regressor, v_template)
+
+
+MEAN_PARAMS = os.path.join("mmpose_fixtures", "smpl", "smpl_mean_params.npz")  # under $JPOSE_DATA_DIR.
+
+
+def load_mean_params(path: str) -> np.ndarray:
+  """HMR's starting point: SMPL mean parameters -> (85,) float32 Theta = [camera (3),
+  pose (72) axis-angle, shape (10)].
+
+  Reads SPIN / mmpose's `smpl_mean_params.npz` (`pose` (144,) as 24 6D rotations,
+  `shape` (10,), `cam` (3,)) or a file holding `pose` (72,) axis-angles (HMR's means);
+  without `cam`, HMR's mean camera (0.9, 0, 0)."""
+  if not os.path.exists(path):
+    raise SmplFileError(path, "mean parameter file not found")
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      fields = {k: np.asarray(data[k], np.float64) for k in data.files}
+  except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    raise SmplFileError(path, f"not a readable .npz archive: {e}") from e
+  for key in ("pose", "shape"):
+    if key not in fields:
+      raise SmplFileError(path, f"no field '{key}' (fields: {sorted(fields)})")
+  pose, shape = fields["pose"].reshape(-1), fields["shape"].reshape(-1)
+  camera = fields.get("cam", np.array([0.9, 0.0, 0.0])).reshape(-1)
+  for key, value, sizes in (("pose", pose, (144, 72)), ("shape", shape, (10,)),
+                            ("cam", camera, (3,))):
+    if value.size not in sizes:
+      raise SmplFileError(path, f"field '{key}' has {value.size} values, expected "
+                          + " or ".join(map(str, sizes)))
+    if not np.all(np.isfinite(value)):
+      raise SmplFileError(path, f"field '{key}' contains NaN or infinite values")
+  if pose.size == 144:
+    pose = np.asarray(lbs.axis_angle_from_matrix(lbs.rotation_from_6d(
+        jnp.asarray(pose.reshape(NUM_JOINTS, 6), jnp.float32)))).reshape(-1)
+  return np.concatenate([camera, pose, shape]).astype(np.float32)
 
 
 def _read_regressor(path: str | None, rows: int) -> np.ndarray | None:

@@ -78,6 +78,13 @@ class NormStats(NamedTuple):
   std_3d: np.ndarray
 
 
+def placeholder_norm_stats() -> NormStats:
+  """Zero means and unit stds: for trainers that read no Human3.6M sequences, and where
+  the real statistics come from a checkpoint."""
+  return NormStats(np.zeros((17, 2), np.float32), np.ones((17, 2), np.float32),
+                   np.zeros((17, 3), np.float32), np.ones((17, 3), np.float32))
+
+
 def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None = None,
                manual_dir: str | None = None, max_sequences: int | None = None,
                frame_stride: int = 1) -> SequenceSet:

@@ -258,6 +258,25 @@ def render_batch(model: body_model.BodyModel, poses, indices, seed,
   return out
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
+def render_rows(model: body_model.BodyModel, poses, indices, seed,
+                config: BodyRenderConfig = BodyRenderConfig()) -> dict[str, jnp.ndarray]:
+  """`render_batch` with example i's pose given, (B, 24, 3): each library row rendered
+  exactly once (validation sets), with the same random shape, view and look as
+  `render_batch` draws for (indices[i], seed)."""
+  base = jax.random.PRNGKey(seed)
+
+  def one(pose, index):
+    theta, betas, root, k_look = sample_parameters(pose[None], jax.random.fold_in(base, index),
+                                                   config)
+    return render_body(model, theta, betas, root, appearance_lib.sample_appearance(k_look),
+                       config)
+
+  out = jax.vmap(one)(jnp.asarray(poses, jnp.float32), jnp.asarray(indices, jnp.int32))
+  out["has_3d"] = jnp.ones(out["root_depth"].shape, jnp.float32)
+  return out
+
+
 @dataclasses.dataclass
 class RenderedBodies:
   """The built-in rendered-body source: a model, a pose library and a config.

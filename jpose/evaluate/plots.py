@@ -144,3 +144,25 @@ def matplotlib_colormap(n: int):
   from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
   cmap = colormaps["tab20"]
   return [cmap(i % 20) for i in range(n)]
+
+
+def figure_mesh_overlay(images: np.ndarray, silhouettes: np.ndarray, target_2d: np.ndarray,
+                        predicted_2d: np.ndarray, titles: list[str] | None = None):
+  """One row per example: the image with the annotated 2D joints | the image with the
+  predicted mesh's silhouette (tinted) and its projected joints.
+
+  images (N, S, S, 3) in [0, 1]; silhouettes (N, S, S) {0, 1}; joints (N, 17, 2) crop px.
+  """
+  n = len(images)
+  fig = figure_lib.Figure(figsize=(6, 3 * n))
+  for i in range(n):
+    label = titles[i] if titles else f"example {i}"
+    draw_image(fig.add_subplot(n, 2, 2 * i + 1), images[i], target_2d[i],
+               title=f"{label}: annotated 2D")
+    tint = np.array([0.2, 0.6, 1.0])
+    mask = silhouettes[i][..., None] > 0.5
+    overlay = np.where(mask, 0.5 * images[i] + 0.5 * tint, images[i])
+    draw_image(fig.add_subplot(n, 2, 2 * i + 2), overlay, predicted_2d[i],
+               title="predicted mesh and 2D")
+  fig.tight_layout()
+  return fig

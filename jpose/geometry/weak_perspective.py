@@ -82,3 +82,11 @@ def rms_radius(pose_2d):
   # The epsilon sits inside the root: sqrt'(0) is infinite, and a lifter that starts at
   # the all-zero pose (as the VAE decoder does) would get NaN gradients.
   return jnp.sqrt(jnp.mean(jnp.sum(pose_2d**2, axis=-1), axis=-1) + 1e-12)
+
+
+def project_hmr(points, camera):
+  """HMR's weak-perspective projection: (..., N, 3) points and (..., 3) camera
+  (s, tx, ty) -> (..., N, 2) s (X_xy + t), normalised crop coordinates in [-1, 1]
+  (`jpose.render.mesh.WeakPerspective` draws with the same camera)."""
+  scale, translation = camera[..., :1, None], camera[..., None, 1:3]
+  return scale * (points[..., :2] + translation)

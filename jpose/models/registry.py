@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from jpose.models import hmr
 from jpose.models import integral
 from jpose.models import lifter
 from jpose.models import tcn
@@ -71,6 +72,18 @@ def _integral_net(config: ml_collections.ConfigDict) -> nn.Module:
                                   dtype=_dtype(config))
 
 
+def _hmr_net(config: ml_collections.ConfigDict) -> nn.Module:
+  m = config.model
+  return hmr.HmrNet(resnet_depth=m.resnet_depth, iterations=config.hmr.iterations,
+                    width=m.width, dropout=m.dropout, dtype=_dtype(config))
+
+
+def _hmr_critic(config: ml_collections.ConfigDict) -> nn.Module:
+  h = config.hmr
+  return hmr.HmrCritic(conv_features=h.critic_conv_features, pose_width=h.critic_width,
+                       kcs_width=h.critic_width, dtype=_dtype(config))
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "lifter": _lifter,
     "pose_critic": _pose_critic,
@@ -79,6 +92,8 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "vae_decoder": _vae_decoder,
     "pose_discriminator_2d": _pose_discriminator_2d,
     "integral_net": _integral_net,
+    "hmr_net": _hmr_net,
+    "hmr_critic": _hmr_critic,
 }
 
 

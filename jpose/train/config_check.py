@@ -49,6 +49,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("vae.rotation_axis", config.vae.rotation_axis, ("world_up", "camera_y")),
       ("data.augment", config.data.augment, integral.AUGMENT_PRESETS),
       ("model.resnet_depth", config.model.resnet_depth, resnet.LAYOUTS),
+      ("body.model", config.body.model, ("anny", "smpl")),
   ]
   for field, value, allowed in checks:
     if value not in allowed:
@@ -61,6 +62,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
     section, key = field.split(".")
     if int(config[section][key]) <= 0:
       raise ValueError(f"config.{field}: must be positive, got {config[section][key]}")
+  for field in ("hmr.iterations", "hmr.held_out", "hmr.mr_points", "hmr.mr_vertex_stride",
+                "hmr.n_critic", "hmr.critic_width", "hmr.critic_conv_features"):
+    section, key = field.split(".")
+    if int(config[section][key]) <= 0:
+      raise ValueError(f"config.{field}: must be positive, got {config[section][key]}")
+  if config.train.trainer == "hmr":
+    if config.model.name != "hmr_net":
+      raise ValueError(f"config.model.name='{config.model.name}': the hmr trainer trains "
+                       "'hmr_net'")
+    if config.data.images or config.data.augment != "none":
+      raise ValueError("config.data.images / config.data.augment: the hmr trainer renders its "
+                       "own bodies and does not augment them yet; leave data.images='' and "
+                       "data.augment='none'")
+    if config.hmr.fixed_batch < 0:
+      raise ValueError(f"config.hmr.fixed_batch: must be >= 0, got {config.hmr.fixed_batch}")
   if config.data.crop_size % 32:
     raise ValueError(f"config.data.crop_size: must be a multiple of 32 (the ResNet's "
                      f"stride), got {config.data.crop_size}")

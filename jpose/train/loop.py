@@ -27,6 +27,7 @@ import configs
 from configs import common
 from jpose.data import pipeline
 from jpose.evaluate import evaluator
+from jpose.evaluate import hmr as hmr_evaluation
 from jpose.evaluate import plots
 from jpose.evaluate import report
 from jpose.train import checkpointing
@@ -48,8 +49,8 @@ class Experiment:
   """What a run needs besides the loop: data, trainer, mesh and compiled steps."""
 
   config: ml_collections.ConfigDict
-  train_data: pipeline.SequenceSet | None
-  eval_data: pipeline.SequenceSet
+  train_data: pipeline.SequenceSet | None  # None: not training, or a trainer that
+  eval_data: pipeline.SequenceSet | None  # reads no Human3.6M sequences (HMR).
   stats: pipeline.NormStats
   trainer: object
   mesh: object
@@ -66,10 +67,14 @@ def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True)
   config_check.validate(config)
   sharding.check_batch_size(config.train.batch_size)
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
-  train_data = pipeline.load_config_split(config, "train")
-  stats = pipeline.compute_norm_stats(train_data, config.data.keypoints, config.data.frame_2d)
-  eval_data = pipeline.load_config_split(config, config.eval.split)
-  trainer = registry.build(config, stats, train_data.num_frames)
+  if getattr(registry.trainer_class(config), "reads_sequences", True):
+    train_data = pipeline.load_config_split(config, "train")
+    stats = pipeline.compute_norm_stats(train_data, config.data.keypoints, config.data.frame_2d)
+    eval_data = pipeline.load_config_split(config, config.eval.split)
+    trainer = registry.build(config, stats, train_data.num_frames)
+  else:  # its data comes from elsewhere (the HMR trainer renders bodies from a library).
+    train_data, eval_data, stats = None, None, pipeline.placeholder_norm_stats()
+    trainer = registry.build(config, stats, 0)
   mesh = sharding.make_mesh()
   resident = sharding.replicate(mesh, trainer.resident_data(train_data)) if need_train else ()
   abstract_state = jax.eval_shape(trainer.init, jax.random.key(config.seed))
@@ -177,6 +182,8 @@ class _Preemption:
 
 
 def make_eval_step(exp: Experiment):
+  if exp.trainer.eval_mode == "bodies":
+    return hmr_evaluation.make_eval_step(exp.trainer, exp.mesh)
   if exp.trainer.eval_mode == "images":
     return evaluator.make_image_eval_step(exp.trainer, exp.mesh)
   if exp.trainer.eval_mode == "sequences":
@@ -187,6 +194,9 @@ def make_eval_step(exp: Experiment):
 def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: int,
                    eval_step=None, final: bool = True) -> dict:
   data_dir = exp.config.data.data_dir or None
+  if exp.trainer.eval_mode == "bodies":  # mesh regression: its own metrics and pictures.
+    return hmr_evaluation.run(exp.trainer, state, workdir, writer, exp.mesh, eval_step,
+                              final=final, data_dir=data_dir)
   if exp.trainer.eval_mode == "images":  # recorded crops
     acc = evaluator.evaluate_images(exp.trainer, state, exp.trainer.eval_source,
                                     exp.config.eval.batch_size, exp.mesh, eval_step,
@@ -392,9 +402,7 @@ def load_trained(workdir: str, config: ml_collections.ConfigDict | str | None = 
     raise FileNotFoundError(f"no checkpoint in {ckpt.directory}; train first")
   # The state's shapes depend on the config only; the real statistics come from the
   # checkpoint, so placeholders stand in for the dataset's.
-  placeholder = pipeline.NormStats(np.zeros((17, 2), np.float32), np.ones((17, 2), np.float32),
-                                   np.zeros((17, 3), np.float32), np.ones((17, 3), np.float32))
-  trainer = registry.build(config, placeholder, config.train.batch_size)
+  trainer = registry.build(config, pipeline.placeholder_norm_stats(), config.train.batch_size)
   abstract_state = jax.eval_shape(trainer.init, jax.random.key(config.seed))
   state, _ = ckpt.restore(abstract_state)
   ckpt.close()

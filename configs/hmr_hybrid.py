@@ -1,0 +1,33 @@
+"""Seed 001's HMR hybrid: HMR's ResNet-50 + iterative regressor, trained on the combined
+keypoint (KPR) and silhouette chamfer (MR) reprojection losses with the WGAN-GP critic
+(HMR's pose and shape discriminators plus a kinematic-chain-space stream). Defaults to
+the built-in body model (ANNY) and rendered bodies, so it runs anywhere:
+
+  python -m jpose.main --config configs/hmr_hybrid.py:tiny --workdir /tmp/hmr_tiny
+  python -m jpose.main --config configs/hmr_hybrid.py:cpu --workdir /tmp/hmr_cpu
+  python -m jpose.main --config configs/hmr_hybrid.py --workdir /tmp/hmr \
+      --config.body.model=smpl --config.body.path=/path/to/SMPL_NEUTRAL.pkl
+
+Variants: "tiny" (tests), "cpu" (ResNet-18 at 64 px, RESULTS.md's CPU runs).
+"""
+
+from configs import common
+
+
+def get_config(variant: str = ""):
+  c = common.hmr_config("tiny" if variant == "tiny" else "")
+  c.hmr.kpr_weight = 1.0
+  c.hmr.mr_weight = 1.0
+  c.hmr.critic = True
+  if variant == "cpu":
+    c.model.resnet_depth = 18
+    c.data.crop_size = 64
+    c.train.batch_size = 16
+    c.train.learning_rate = 1e-4
+    c.train.num_steps = 1000
+    c.train.checkpoint_every = 250
+    c.train.log_every = 50
+    c.eval.batch_size = 20
+  elif variant not in ("", "tiny"):
+    raise ValueError(f"configs/hmr_hybrid.py: unknown variant '{variant}' (tiny, cpu)")
+  return c

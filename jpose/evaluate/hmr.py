@@ -1,0 +1,194 @@
+"""Evaluation of the HMR hybrid: seed 001's validation losses and the usual image metrics.
+
+On held-out rendered bodies (the pose library's last `hmr.held_out` rows, each rendered
+once with a fixed shape, view and look):
+  kpr   keypoint reprojection L1, normalised crop units (the training loss's form);
+  mr    silhouette chamfer loss, normalised units squared (fixed silhouette samples);
+  pck   PCK@0.1: the fraction of visible joints whose projection is within 0.1 of the
+        larger side of the annotated joints' box (Yang and Ramanan's PCK);
+  iou   intersection over union of the predicted mesh's hard silhouette and the true one;
+  p2    PA-MPJPE (mm) of the Human3.6M-regressor joints against the true ones.
+On recorded crops (`eval.images`, e.g. LSP-extended): kpr and pck only (no silhouettes
+or 3D). Writes hmr_results.json / .md and, at the end, meshes.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from jpose.data import augment as augment_lib
+from jpose.data import image_pipeline
+from jpose.data import rendered_body
+from jpose.evaluate import evaluator
+from jpose.evaluate import plots
+from jpose.geometry import procrustes
+from jpose.losses import hmr as hmr_losses
+from jpose.render import mesh as mesh_lib
+from jpose.train import sharding
+
+EVAL_SEED = 20180  # the held-out bodies' shapes, views and looks.
+PCK_ALPHA = 0.1
+METRICS = ("kpr", "mr", "pck", "iou", "p2")
+
+
+def _pck(projected_px, target_px, visible, alpha: float = PCK_ALPHA):
+  """(B,) fraction of visible joints within alpha * max(box side) of the target."""
+  seen = visible > 0
+  big = jnp.where(seen[..., None], target_px, jnp.nan)
+  side = jnp.max(jnp.nanmax(big, axis=1) - jnp.nanmin(big, axis=1), axis=-1)
+  close = jnp.linalg.norm(projected_px - target_px, axis=-1) <= alpha * side[:, None]
+  return jnp.sum(close & seen, axis=1) / jnp.maximum(jnp.sum(seen, axis=1), 1)
+
+
+def _kpr(projected, target, visible):
+  """(B,) per-example KPR (normalised units)."""
+  mask = visible[..., None] > 0
+  error = jnp.where(mask, jnp.abs(projected - jnp.where(mask, target, 0.0)), 0.0)
+  return jnp.sum(error, axis=(1, 2)) / jnp.maximum(2.0 * jnp.sum(mask[..., 0], axis=1), 1.0)
+
+
+def keypoint_metrics(trainer, body, images) -> dict[str, jax.Array]:
+  target = hmr_losses.to_normalised(images["joints_2d"], trainer.size)
+  projected_px = hmr_losses.to_pixels(body["keypoints_2d"], trainer.size)
+  return {"kpr": _kpr(body["keypoints_2d"], target, images["visible"]),
+          "pck": _pck(projected_px, images["joints_2d"], images["visible"])}
+
+
+def body_metrics(trainer, body, images, faces) -> dict[str, jax.Array]:
+  """Per-example metrics on rendered bodies (with silhouettes and 3D)."""
+  size = trainer.size
+  out = keypoint_metrics(trainer, body, images)
+  vertices_px = hmr_losses.to_pixels(body["vertices_2d"], size)
+  keys = jax.random.split(jax.random.key(0), vertices_px.shape[0])
+  points, _ = jax.vmap(hmr_losses.sample_silhouette_points, (0, 0, None))(
+      images["silhouette"], keys, trainer.config.hmr.mr_points)
+  out["mr"] = jax.vmap(hmr_losses.mesh_reprojection, (0, 0, 0, 0, None))(
+      vertices_px, vertices_px[:, trainer.vertex_subset], images["distance"], points, size)
+
+  def silhouette(vertices, camera):
+    return mesh_lib.hard_silhouette(vertices, faces, mesh_lib.WeakPerspective(
+        scale=camera[0], translation=camera[1:3]), size)
+  predicted = jax.vmap(silhouette)(body["vertices"], body["camera"])
+  truth = images["silhouette"] > 0.5
+  inter = jnp.sum((predicted > 0.5) & truth, axis=(1, 2))
+  union = jnp.sum((predicted > 0.5) | truth, axis=(1, 2))
+  out["iou"] = inter / jnp.maximum(union, 1)
+  keypoints_mm = body["keypoints_3d"] * 1000.0
+  aligned = procrustes.similarity_align(keypoints_mm, images["pose_3d"])
+  out["p2"] = jnp.mean(jnp.linalg.norm(aligned - images["pose_3d"], axis=-1), axis=-1)
+  out["silhouette"] = predicted
+  return out
+
+
+def make_eval_step(trainer, mesh):
+  """jitted (state, {"pose", "index"}, body model) -> (per-example metrics, images, bodies)
+  of held-out rows rendered on the device."""
+  del mesh  # the batch arrives sharded; the body model is replicated with the state.
+
+  @jax.jit
+  def step(state, batch, body_model):
+    images = rendered_body.render_rows(body_model, batch["pose"], batch["index"], EVAL_SEED,
+                                       trainer.render_config)
+    images["distance"] = jnp.sqrt(jax.vmap(hmr_losses.squared_distance_transform)(
+        images["silhouette"]))
+    body = trainer.predict_bodies(state, images["image"])
+    return body_metrics(trainer, body, images, body_model.faces), images, body
+  return step
+
+
+def evaluate_held_out(trainer, state, mesh, eval_step=None, progress: bool = True):
+  """Means of METRICS over the held-out rows, and the first batch's pictures."""
+  eval_step = eval_step or make_eval_step(trainer, mesh)
+  poses = np.asarray(trainer.held_out_poses, np.float32)
+  batch_size = sharding.per_process_batch(trainer.config.eval.batch_size)
+  sums, count, sample = {k: 0.0 for k in METRICS}, 0, None
+  for start in tqdm.trange(0, len(poses), batch_size, desc="eval", leave=False,
+                           disable=not progress or jax.process_index() > 0):
+    rows = np.arange(start, start + batch_size)
+    valid = rows < len(poses)
+    rows = np.where(valid, rows, 0)
+    batch = sharding.to_global(mesh, {"pose": poses[rows], "index": rows.astype(np.int32)})
+    metrics, images, body = eval_step(state, batch, trainer.body)
+    metrics = jax.device_get(metrics)
+    for k in METRICS:
+      sums[k] += float(np.sum(np.asarray(metrics[k])[valid]))
+    count += int(valid.sum())
+    if sample is None:
+      sample = {"image": np.asarray(images["image"]), "joints_2d": np.asarray(images["joints_2d"]),
+                "silhouette": np.asarray(metrics["silhouette"]),
+                "predicted_2d": np.asarray(hmr_losses.to_pixels(body["keypoints_2d"],
+                                                                trainer.size))}
+  return {k: sums[k] / max(count, 1) for k in METRICS} | {"num_images": count}, sample
+
+
+def evaluate_records(trainer, state, source: image_pipeline.Source, mesh,
+                     data_dir: str | None = None, progress: bool = True) -> dict:
+  """kpr and pck on recorded crops (their visible annotated joints)."""
+  records = image_pipeline.open_serialized(source, data_dir)
+  dataset = evaluator.image_eval_dataset(
+      source, sharding.per_process_batch(trainer.config.eval.batch_size), trainer.size, records)
+
+  @jax.jit
+  def step(state, images):
+    body = trainer.predict_bodies(state, augment_lib.to_float_image(images["image"]))
+    return keypoint_metrics(trainer, body, images)
+
+  sums, count = {"kpr": 0.0, "pck": 0.0}, 0
+  for batch in tqdm.tqdm(dataset, desc=f"eval {source.name}", leave=False,
+                         disable=not progress or jax.process_index() > 0):
+    inputs = sharding.to_global(mesh, {k: batch[k] for k in ("image", "joints_2d", "visible")})
+    metrics = jax.device_get(step(state, inputs))
+    valid = np.asarray(batch["valid"])
+    for k in sums:
+      sums[k] += float(np.sum(np.asarray(metrics[k])[valid]))
+    count += int(valid.sum())
+  return {k: v / max(count, 1) for k, v in sums.items()} | {"num_images": count}
+
+
+def markdown_table(results: dict) -> str:
+  lines = ["| data | images | KPR | MR | PCK@0.1 | IoU | P2 (mm) |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+  for name, row in results["sets"].items():
+    cell = lambda k, f: f.format(row[k]) if k in row else "–"
+    lines.append(f"| {name} | {row['num_images']} | {cell('kpr', '{:.4f}')} | "
+                 f"{cell('mr', '{:.5f}')} | {cell('pck', '{:.3f}')} | {cell('iou', '{:.3f}')} | "
+                 f"{cell('p2', '{:.1f}')} |")
+  return "\n".join(lines)
+
+
+def run(trainer, state, workdir: str, writer, mesh, eval_step=None, final: bool = True,
+        data_dir: str | None = None) -> dict:
+  """Evaluates, logs eval/<set>_<metric> scalars, prints the table; at the end writes
+  hmr_results.json / .md and meshes.png into workdir."""
+  step = int(jax.device_get(state.step))
+  held_out, sample = evaluate_held_out(trainer, state, mesh, eval_step)
+  results = {"step": step, "sets": {"rendered_held_out": held_out}}
+  sources = [s for s in trainer.eval_sources]
+  for source in sources:
+    results["sets"][f"{source.name}:{source.split}"] = evaluate_records(
+        trainer, state, source, mesh, data_dir)
+  writer.write_scalars(step, {f"eval/{name}_{k}": v for name, row in results["sets"].items()
+                              for k, v in row.items() if k != "num_images"})
+  if jax.process_index() == 0:
+    table = markdown_table(results)
+    print(f"\nEvaluation at step {step}:\n{table}\n", flush=True)
+    if final:
+      os.makedirs(workdir, exist_ok=True)
+      path = os.path.join(workdir, "hmr_results.json")
+      with open(path + ".tmp", "w") as f:
+        json.dump(results, f, indent=2)
+      os.replace(path + ".tmp", path)
+      with open(os.path.join(workdir, "hmr_results.md"), "w") as f:
+        f.write(f"# HMR evaluation at step {step}\n\n{table}\n")
+      n = min(4, len(sample["image"]))
+      figure = plots.figure_mesh_overlay(sample["image"][:n], sample["silhouette"][:n],
+                                         sample["joints_2d"][:n], sample["predicted_2d"][:n])
+      figure.savefig(os.path.join(workdir, "meshes.png"), dpi=80)
+      print(f"Wrote {path}, hmr_results.md and meshes.png")
+  return results
