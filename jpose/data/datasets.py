@@ -22,6 +22,7 @@ from tfds_builders.coco_keypoints import coco_keypoints_dataset_builder
 from tfds_builders.h36m import h36m_dataset_builder
 from tfds_builders.h36m_images import h36m_images_dataset_builder
 from tfds_builders.lsp import lsp_dataset_builder
+from tfds_builders.mosh import mosh_dataset_builder
 from tfds_builders.mpii import mpii_dataset_builder
 from tfds_builders.synthetic_h36m import synthetic_h36m_dataset_builder
 
@@ -33,8 +34,10 @@ BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "mpii": mpii_dataset_builder.Builder,
     "coco_keypoints": coco_keypoints_dataset_builder.Builder,
     "h36m_images": h36m_images_dataset_builder.Builder,
+    # SMPL pose/shape samples for the HMR discriminator (jpose.data.mosh_files).
+    "mosh": mosh_dataset_builder.Builder,
 }
-NEEDS_MANUAL_DIR = ("h36m", "lsp", "mpii", "coco_keypoints", "h36m_images")
+NEEDS_MANUAL_DIR = ("h36m", "lsp", "mpii", "coco_keypoints", "h36m_images", "mosh")
 
 
 def default_data_dir() -> str:

