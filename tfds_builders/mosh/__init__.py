@@ -1,0 +1,1 @@
+"""SMPL pose/shape samples (MoSh fits of mocap) for adversarial body priors (tfds, array_record)."""
