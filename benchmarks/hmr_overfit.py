@@ -61,9 +61,9 @@ def run_setting(name: str, args) -> dict:
     state, metrics = step(state, batch, resident)
     if (i + 1) % 50 == 0 or i == 0:
       m = jax.device_get(metrics)
-      curve.append({"step": i + 1, "kpr": float(m["kpr"]), "mr": float(m["mr"])})
-      print(f"{name}: step {i + 1} kpr {float(m['kpr']):.4f} mr {float(m['mr']):.5f} "
-            f"({time.time() - start:.0f} s)", flush=True)
+      point = {k: float(m[k]) for k in ("kpr", "mr") if k in m}  # mr: only if trained.
+      curve.append({"step": i + 1, **point})
+      print(f"{name}: step {i + 1} {point} ({time.time() - start:.0f} s)", flush=True)
   images = trainer.render(resident, resident["poses"], batch["index"], config.seed)
   body = jax.jit(trainer.predict_bodies)(state, images["image"])
   terms = jax.jit(trainer.losses)(body, images, jax.random.key(0))

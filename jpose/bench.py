@@ -5,6 +5,7 @@ pipeline delivers batches; or, with no config, a stage of the image layer (image
   python -m jpose.bench --config martinez --batch-size 256 --steps 50 --json
   python -m jpose.bench --config tcn243 --batch-size 1024 --dtype bfloat16 --json
   python -m jpose.bench --config tcn243 --batch-size 64 --model input_pipeline --json
+  python -m jpose.bench --config hmr_hybrid:cpu --model hmr_parts --steps 5 --json
   python -m jpose.bench --model image_pipeline --data lsp --manual_dir DIR --batch-size 32 --json
   python -m jpose.bench --model augment --size 256 --batch-size 32 --json
   python -m jpose.bench --model renderer --size 128 --batch-size 32 --json
@@ -44,6 +45,7 @@ import optax
 
 import configs
 from jpose import export
+from jpose.body import lbs
 from jpose.data import augment
 from jpose.data import image_pipeline
 from jpose.data import pipeline
@@ -233,6 +235,61 @@ def benchmark_heatmap_cost(config, batch_size: int, rounds: int) -> dict:
                                                                   times["integral_only"])]}
 
 
+def benchmark_hmr_parts(config, batch_size: int, rounds: int) -> dict:
+  """Where an HMR hybrid train step's time goes: the full step (rendering, ResNet,
+  skinning, KPR, MR, critic), the step without the critic and without the critic and the
+  silhouette loss (zero weights compile them out), timed in alternating rounds of 3
+  steps in one process; plus skinning's forward and backward and the rendering alone.
+  Shares are of the full step: critic = full - no critic, silhouette = no critic - neither."""
+  variants = {"full": config.copy_and_resolve_references()}
+  variants["no_critic"] = config.copy_and_resolve_references()
+  variants["no_critic"].hmr.critic = False
+  variants["kpr_only"] = variants["no_critic"].copy_and_resolve_references()
+  variants["kpr_only"].hmr.mr_weight = 0.0
+  steps = {name: list(_compiled_train_step(c, batch_size)[:5]) for name, c in variants.items()}
+  times = {name: [] for name in steps}
+  for r in range(rounds + 1):
+    for name, run in steps.items():
+      compiled, state, batch, resident, _ = run
+      t0 = time.perf_counter()
+      for _ in range(3):
+        state, metrics = compiled(state, batch, resident)
+      jax.block_until_ready(metrics)
+      run[1] = state
+      if r:  # round 0 warms up
+        times[name].append((time.perf_counter() - t0) / 3)
+  ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+  trainer, resident = steps["full"][4], steps["full"][3]
+  body = resident["body"]
+  poses = resident["poses"][:batch_size]
+  betas = jax.numpy.zeros((batch_size, 10))
+
+  def skin_loss(pose, beta):
+    vertices, joints = lbs.skin_batch(body, pose, beta)
+    return jax.numpy.sum(vertices**2) + jax.numpy.sum(joints**2)
+  skin = jax.jit(jax.value_and_grad(skin_loss, argnums=(0, 1)))
+  render = jax.jit(lambda ids: trainer.render(resident, resident["poses"], ids, 0)["image"])
+  ids = jax.numpy.arange(batch_size, dtype=jax.numpy.int32)
+  part_ms = {}
+  for name, fn, args in (("skinning_fwd_bwd", skin, (poses, betas)), ("render", render, (ids,))):
+    jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(max(3, rounds)):
+      t0 = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      best = min(best, time.perf_counter() - t0)
+    part_ms[name] = best * 1e3
+  full = ms["full"]
+  return {"batch_size": batch_size, "rounds": rounds,
+          "step_ms": {k: round(v, 1) for k, v in ms.items()},
+          "part_ms": {k: round(v, 1) for k, v in part_ms.items()},
+          "samples_per_s": round(batch_size / full * 1e3, 2),
+          "shares": {"critic": round((full - ms["no_critic"]) / full, 3),
+                     "silhouette_loss": round((ms["no_critic"] - ms["kpr_only"]) / full, 3),
+                     "skinning_fwd_bwd": round(part_ms["skinning_fwd_bwd"] / full, 3),
+                     "render": round(part_ms["render"] / full, 3)}}
+
+
 def benchmark_input_pipeline(config, batch_size: int, steps: int) -> dict:
   """Batches/s and samples/s of the config's training input pipeline on its data
   (config.data), iterated as the loop does (grain, with prefetch). For temporal configs
@@ -414,6 +471,7 @@ def _define_flags() -> None:
                       "to a config file; ':tiny' selects the tiny variant. Required for "
                       "train_step and input_pipeline.")
   flags.DEFINE_enum("model", "train_step", ["train_step", "input_pipeline", "heatmap_cost",
+                                           "hmr_parts",
                                            "exported", *IMAGE_MODELS],
                     "What to time: the compiled train step, the grain input pipeline, the "
                     "heatmap loss's share of an integral step (--steps rounds), the "
@@ -481,6 +539,8 @@ def main(argv):
     result = benchmark_input_pipeline(config, batch_size, f.steps)
   elif f.model == "heatmap_cost":
     result = benchmark_heatmap_cost(config, batch_size, f.steps)
+  elif f.model == "hmr_parts":
+    result = benchmark_hmr_parts(config, batch_size, f.steps)
   elif f.model == "exported":
     result = benchmark_exported(config, f.steps)
   else:
@@ -492,6 +552,10 @@ def main(argv):
     print(f"{result['config']}: the heatmap loss is {100 * result['heatmap_share']:.1f}% of a "
           f"train step ({result['step_ms_heatmap']:.0f} against "
           f"{result['step_ms_integral_only']:.0f} ms at batch {batch_size})")
+  elif f.model == "hmr_parts":
+    print(f"{result['config']}: {result['samples_per_s']:.1f} images/s at batch {batch_size}; "
+          "shares of the step: " + ", ".join(f"{k} {100 * v:.0f}%"
+                                             for k, v in result["shares"].items()))
   elif f.model == "exported":
     print(f"{result['config']} exported ({result['serialized_mb']:.1f} MB): " + (
         f"{result['window_ms']:.2f} ms per {result['receptive_field']}-frame window, "

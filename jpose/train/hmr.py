@@ -117,13 +117,14 @@ class HmrTrainer:
   batch_keys = ("index",)
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats | None = None,
-               num_train_frames: int = 0):
+               num_train_frames: int = 0, body: body_model.BodyModel | None = None):
+    """`body`: a body model already loaded (default: `load_body_model(config)`)."""
     del num_train_frames
     self.config = config
     h = config.hmr
     self.size = config.data.crop_size
     self.norm = state_lib.norm_stats_to_device(norm or pipeline.placeholder_norm_stats())
-    self.body = load_body_model(config)
+    self.body = body if body is not None else load_body_model(config)
     if self.body.num_joints != 24 or self.body.num_betas < hmr_model.NUM_SHAPE:
       raise ValueError(f"config.body: model '{self.body.name}' has {self.body.num_joints} "
                        f"joints and {self.body.num_betas} betas; HMR's Theta needs SMPL's 24 "
@@ -218,10 +219,12 @@ class HmrTrainer:
             "vertices_2d": project(vertices, camera), "keypoints_2d": project(keypoints, camera),
             "camera": camera, "pose": pose, "betas": betas}
 
-  def losses(self, body: dict, images: Batch, key) -> dict[str, jax.Array]:
-    """KPR and MR of predicted bodies against an image batch (scalars)."""
+  def losses(self, body: dict, images: Batch, key, with_mr: bool = True) -> dict[str, jax.Array]:
+    """KPR and (unless not `with_mr`) MR of predicted bodies against an image batch."""
     target = hmr_losses.to_normalised(images["joints_2d"], self.size)
     kpr = hmr_losses.keypoint_reprojection_l1(body["keypoints_2d"], target, images["visible"])
+    if not with_mr:
+      return {"kpr": kpr}
     vertices_px = hmr_losses.to_pixels(body["vertices_2d"], self.size)
     keys = jax.random.split(key, vertices_px.shape[0])
     points, any_pixel = jax.vmap(hmr_losses.sample_silhouette_points, (0, 0, None))(
@@ -258,8 +261,10 @@ class HmrTrainer:
       thetas, stats = self.regress(state, params, images["image"], train=True,
                                    rng=state_lib.stream(state, "dropout"))
       body = self.bodies(resident["body"], thetas[:, -1])
-      terms = self.losses(body, images, state_lib.stream(state, "mr_points"))
-      total = h.kpr_weight * terms["kpr"] + h.mr_weight * terms["mr"]
+      # A zero weight leaves the silhouette loss out of the compiled step.
+      terms = self.losses(body, images, state_lib.stream(state, "mr_points"),
+                          with_mr=bool(h.mr_weight))
+      total = h.kpr_weight * terms["kpr"] + h.mr_weight * terms.get("mr", 0.0)
       fake = critic_inputs(self.body, body["pose"], body["joints"], body["betas"])
       if has_critic:
         terms["adversarial"] = -jnp.mean(self._critic_score(state.params["critic"], fake))

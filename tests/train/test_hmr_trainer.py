@@ -59,9 +59,9 @@ def test_tiny_trains_evaluates_and_resumes_exactly(tiny, tmp_path):
   chex.assert_trees_all_equal(a.opt_state, b.opt_state)
 
 
-def test_one_step_trains_both_and_reports_the_terms(tiny):
+def test_one_step_trains_both_and_reports_the_terms(tiny, small_anny):
   config = tiny()
-  trainer = hmr.HmrTrainer(config)
+  trainer = hmr.HmrTrainer(config, body=small_anny)
   resident = trainer.resident_data()
   state = jax.jit(trainer.init)(jax.random.key(0))
   batch = {"index": jnp.arange(4, dtype=jnp.int32)}
@@ -76,6 +76,23 @@ def test_one_step_trains_both_and_reports_the_terms(tiny):
     moved = jax.tree.map(lambda x, y: bool(jnp.any(x != y)), state.params[name], new.params[name])
     assert any(jax.tree.leaves(moved)), name
   assert int(new.opt_state["critic"][0].count) == h.n_critic
+
+
+def test_mosh_samples_are_the_critics_real_bodies(tiny, small_anny, real_data_dir):
+  """hmr.prior: MoSh-format SMPL parameters (mmpose's 4 samples), with their own betas."""
+  config = tiny()
+  path = os.path.join(real_data_dir, "mmpose_fixtures/mosh/test_mosh.npz")
+  config.hmr.prior = path
+  trainer = hmr.HmrTrainer(config, body=small_anny)
+  with np.load(path) as data:
+    # The file holds float64; the critic reads float32.
+    np.testing.assert_array_equal(np.asarray(trainer.prior[0]).reshape(4, 72),
+                                  data["pose"].astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(trainer.prior[1]), data["shape"].astype(np.float32))
+  state = jax.jit(trainer.init)(jax.random.key(0))
+  _, metrics = jax.jit(trainer.train_step)(state, {"index": jnp.arange(4, dtype=jnp.int32)},
+                                           trainer.resident_data())
+  assert np.isfinite(float(metrics["critic_wasserstein"]))
 
 
 def test_without_the_critic_there_is_no_critic(tiny):
