@@ -17,6 +17,8 @@ Batch dict (B = batch, S = crop size), the image-half conventions:
   crop        (B, 2, 3) float32 original pixels -> crop pixels
   camera_f, camera_c (B, 2) float32 (0 where unknown)
   source      (B,) int32 index into the `sources` the dataset was made from
+  silhouette  (B, S, S) float32 {0, 1} (UP-3D's, in LSP records; 0 where has_silhouette = 0)
+  has_silhouette (B,) float32
   image_id    (B,) str, the record's id (e.g. 'S9/Walking 1/54138969/000064')
   valid       (B,) bool; False on the padding of a final partial eval batch
 """
@@ -72,8 +74,9 @@ def open_serialized(source: Source, data_dir: str | None = None,
   return parsed.data_source
 
 
-def parse_record(serialized: bytes) -> tuple[bytes, np.ndarray, str]:
-  """A serialized record -> (JPEG bytes, (114,) float32 labels in LABEL_SHAPES order, id).
+def parse_record(serialized: bytes) -> tuple[bytes, np.ndarray, str, bytes]:
+  """A serialized record -> (JPEG bytes, (114,) float32 labels in LABEL_SHAPES order, id,
+  silhouette PNG bytes: b"" where the record has none, as most datasets).
 
   Reads only the fields a batch needs straight from the tf.train.Example: about 6x
   cheaper than tfds' full per-feature parse, which would cost as much as the decode.
@@ -90,7 +93,10 @@ def parse_record(serialized: bytes) -> tuple[bytes, np.ndarray, str]:
     raise ValueError(f"a record's label fields hold {labels.size} values, expected "
                      f"{sum(_LABEL_SIZES)} ({LABEL_SHAPES})")
   image_id = feature["image_id"].bytes_list.value[0].decode() if "image_id" in feature else ""
-  return jpeg, labels, image_id
+  silhouette = b""
+  if "silhouette" in feature and feature["silhouette"].bytes_list.value:
+    silhouette = feature["silhouette"].bytes_list.value[0]
+  return jpeg, labels, image_id, silhouette
 
 
 class _EpochShuffled:
@@ -130,13 +136,22 @@ class _InOrder:
 
 
 class _Parse:
-  """Serialized record -> (JPEG bytes, labels, id, source index); runs per element."""
+  """Serialized record -> (JPEG bytes, labels, id, silhouette PNG, source index); runs per
+  element."""
 
   def __init__(self, source_index: int):
     self.source_index = source_index
 
   def __call__(self, serialized: bytes) -> tuple:
     return (*parse_record(serialized), self.source_index)
+
+
+def decode_silhouette(data: bytes, size: int) -> np.ndarray:
+  """A record's silhouette PNG -> (size, size) float32 {0, 1}."""
+  mask = np.asarray(Image.open(io.BytesIO(data)).convert("L")) >= 128
+  if mask.shape != (size, size):
+    raise ValueError(f"a record's silhouette decodes to {mask.shape}, expected ({size}, {size})")
+  return mask.astype(np.float32)
 
 
 def decode_jpeg(data: bytes, out: np.ndarray | None = None) -> np.ndarray:
@@ -153,6 +168,7 @@ class _DecodeBatch:
   def __call__(self, elements: Sequence[tuple]) -> dict[str, np.ndarray]:
     b, s = self.batch_size, self.crop_size
     images = np.empty((b, s, s, 3), np.uint8)
+    silhouettes = np.zeros((b, s, s), np.float32)
     valid = np.zeros(b, bool)
     # Pad a final partial batch by repeating its last element, marked invalid.
     padded = list(elements) + [elements[-1]] * (b - len(elements))
@@ -165,12 +181,16 @@ class _DecodeBatch:
       if shape != (s, s, 3):
         raise ValueError(f"a record's image decodes to {shape}, expected ({s}, {s}, 3); mixed "
                          "datasets must share one crop size (image_pipeline crop_size)")
+    has_silhouette = np.array([bool(e[3]) for e in padded], np.float32)
+    for i in np.flatnonzero(has_silhouette):
+      silhouettes[i] = decode_silhouette(padded[i][3], s)
     flat = np.split(np.stack([e[1] for e in padded]), _LABEL_SPLITS, axis=1)
     labels = {k: x.reshape((b,) + shape) for (k, shape), x in zip(LABEL_SHAPES.items(), flat)}
     labels["joints_2d"] = np.where(labels["visible"][..., None] > 0,
                                    np.nan_to_num(labels["joints_2d"]), 0.0).astype(np.float32)
-    return {"image": images, **labels,
-            "source": np.array([e[3] for e in padded], np.int32),
+    return {"image": images, **labels, "silhouette": silhouettes,
+            "has_silhouette": has_silhouette,
+            "source": np.array([e[4] for e in padded], np.int32),
             "image_id": np.array([e[2] for e in padded]), "valid": valid}
 
 

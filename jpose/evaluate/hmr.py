@@ -31,6 +31,7 @@ from jpose.evaluate import plots
 from jpose.geometry import procrustes
 from jpose.losses import hmr as hmr_losses
 from jpose.render import mesh as mesh_lib
+from jpose.train import hmr
 from jpose.train import sharding
 
 EVAL_SEED = 20180  # the held-out bodies' shapes, views and looks.
@@ -94,10 +95,8 @@ def make_eval_step(trainer, mesh):
 
   @jax.jit
   def step(state, batch, body_model):
-    images = rendered_body.render_rows(body_model, batch["pose"], batch["index"], EVAL_SEED,
-                                       trainer.render_config)
-    images["distance"] = jnp.sqrt(jax.vmap(hmr_losses.squared_distance_transform)(
-        images["silhouette"]))
+    images = hmr.with_distance(rendered_body.render_rows(
+        body_model, batch["pose"], batch["index"], EVAL_SEED, trainer.render_config))
     body = trainer.predict_bodies(state, images["image"])
     return body_metrics(trainer, body, images, body_model.faces), images, body
   return step
@@ -133,24 +132,20 @@ def evaluate_records(trainer, state, source: image_pipeline.Source, mesh,
   """kpr and pck on recorded crops (their visible annotated joints), resized from the
 records' crop size to the model's."""
   records = image_pipeline.open_serialized(source, data_dir)
-  stored = image_records.CROP_SIZE
   dataset = evaluator.image_eval_dataset(
-      source, sharding.per_process_batch(trainer.config.eval.batch_size), stored, records)
-  scale = trainer.size / stored
+      source, sharding.per_process_batch(trainer.config.eval.batch_size),
+      image_records.CROP_SIZE, records)
 
   @jax.jit
   def step(state, images):
-    pixels = augment_lib.to_float_image(images["image"])
-    if trainer.size != stored:
-      pixels = jax.image.resize(pixels, pixels.shape[:1] + (trainer.size, trainer.size, 3),
-                                "linear", antialias=True)
-    body = trainer.predict_bodies(state, pixels)
-    return keypoint_metrics(trainer, body, dict(images, joints_2d=images["joints_2d"] * scale))
+    images = hmr.resize_crops(images, trainer.size)
+    body = trainer.predict_bodies(state, augment_lib.to_float_image(images["image"]))
+    return keypoint_metrics(trainer, body, images)
 
   sums, count = {"kpr": 0.0, "pck": 0.0}, 0
   for batch in tqdm.tqdm(dataset, desc=f"eval {source.name}", leave=False,
                          disable=not progress or jax.process_index() > 0):
-    inputs = sharding.to_global(mesh, {k: batch[k] for k in ("image", "joints_2d", "visible")})
+    inputs = sharding.to_global(mesh, {k: batch[k] for k in hmr.RECORD_KEYS})
     metrics = jax.device_get(step(state, inputs))
     valid = np.asarray(batch["valid"])
     for k in sums:

@@ -30,7 +30,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       hint = difflib.get_close_matches(path, known, n=1)
       raise KeyError(f"config.{path}: unknown field"
                      + (f"; did you mean config.{hint[0]}?" if hint else ""))
-  from jpose.data import datasets, lifter_inputs, pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.data import datasets, image_records, lifter_inputs, pipeline  # pylint: disable=g-import-not-at-top
   from jpose.models import registry  # pylint: disable=g-import-not-at-top
   from jpose.train import registry as trainer_registry  # pylint: disable=g-import-not-at-top
   from jpose.models import resnet  # pylint: disable=g-import-not-at-top
@@ -71,10 +71,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.model.name != "hmr_net":
       raise ValueError(f"config.model.name='{config.model.name}': the hmr trainer trains "
                        "'hmr_net'")
-    if config.data.images or config.data.augment != "none":
-      raise ValueError("config.data.images / config.data.augment: the hmr trainer renders its "
-                       "own bodies and does not augment them yet; leave data.images='' and "
-                       "data.augment='none'")
+    if config.data.crop_size > image_records.CROP_SIZE and config.data.images:
+      raise ValueError(f"config.data.crop_size={config.data.crop_size}: recorded crops are "
+                       f"stored at {image_records.CROP_SIZE} px and are only shrunk")
     if config.hmr.fixed_batch < 0:
       raise ValueError(f"config.hmr.fixed_batch: must be >= 0, got {config.hmr.fixed_batch}")
   if config.data.crop_size % 32:

@@ -38,6 +38,9 @@ from jpose.body import fit as body_fit
 from jpose.body import lbs
 from jpose.body import model as body_model
 from jpose.body import smpl
+from jpose.data import augment as augment_lib
+from jpose.data import image_pipeline
+from jpose.data import image_records
 from jpose.data import pipeline
 from jpose.data import rendered_body
 from jpose.geometry import weak_perspective
@@ -95,6 +98,27 @@ def split_library(poses: np.ndarray, held_out: int) -> tuple[np.ndarray, np.ndar
   return poses[:-held_out], poses[-held_out:]
 
 
+def with_distance(images: Batch) -> Batch:
+  """Adds "distance": each silhouette's Euclidean distance transform, pixels."""
+  squared = jax.vmap(hmr_losses.squared_distance_transform)(images["silhouette"])
+  return dict(images, distance=jnp.sqrt(squared))
+
+
+def resize_crops(images: Batch, size: int) -> Batch:
+  """Recorded crops (stored at image_records.CROP_SIZE) -> `size` px: the image and the
+  silhouette bilinearly (the silhouette thresholded at 0.5), the joints scaled."""
+  stored = images["image"].shape[1]
+  if stored == size:
+    return images
+  batch = images["image"].shape[0]
+  image = jax.image.resize(augment_lib.to_float_image(images["image"]),
+                           (batch, size, size, 3), "linear", antialias=True)
+  silhouette = jax.image.resize(images["silhouette"], (batch, size, size), "linear",
+                                antialias=True)
+  return dict(images, image=image, silhouette=(silhouette > 0.5).astype(jnp.float32),
+              joints_2d=images["joints_2d"] * (size / stored))
+
+
 class _Indices:
   """Batch b of a process: {"index": (B,) int32}. With `fixed` > 0 every batch is the
   same `fixed` examples (repeated to fill the batch), else fresh indices every batch."""
@@ -109,12 +133,15 @@ class _Indices:
     return {"index": ((ids + b * self.stride) % (2**31 - 1)).astype(np.int32)}
 
 
+# The fields of a recorded image batch the step reads (jpose.data.image_pipeline).
+RECORD_KEYS = ("image", "joints_2d", "visible", "silhouette", "has_silhouette")
+
+
 class HmrTrainer:
   """HMR's regressor with KPR + MR losses and the optional WGAN-GP critic."""
 
   reads_sequences = False  # the loop needs no Human3.6M sequences for this trainer.
   eval_mode = "bodies"
-  batch_keys = ("index",)
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats | None = None,
                num_train_frames: int = 0, body: body_model.BodyModel | None = None):
@@ -135,6 +162,12 @@ class HmrTrainer:
     self.train_poses, self.held_out_poses = split_library(library, h.held_out)
     self.render_config = rendered_body.BodyRenderConfig(size=self.size)
     self.eval_sources = integral.parse_sources(config.eval.images)  # recorded crops, 2D only.
+    # Training images: "" renders bodies; else recorded crops (LSP, LSP-extended with
+    # UP-3D silhouettes, MPII, ...), mixed at their weights. Records without a silhouette
+    # train KPR only.
+    self.sources = integral.parse_sources(config.data.images)
+    self.batch_keys = RECORD_KEYS if self.sources else ("index",)
+    self.augment_params = integral.AUGMENT_PRESETS[config.data.augment]
     if h.prior:
       from jpose.data import mosh_files  # pylint: disable=g-import-not-at-top
       prior_poses, prior_betas = mosh_files.load_samples(h.prior, config.data.data_dir or None)
@@ -159,23 +192,50 @@ class HmrTrainer:
             "poses": jnp.asarray(self.train_poses, jnp.float32), "prior": self.prior}
 
   def train_dataset(self, data, stats, local_batch: int, seed: int):
-    del data, stats, seed  # examples are functions of (index, config.seed) on the device.
+    del data, stats
+    if self.sources:
+      return image_pipeline.make_dataset(self.sources, local_batch, seed=seed,
+                                         crop_size=image_records.CROP_SIZE,
+                                         data_dir=self.config.data.data_dir or None)
+    # Rendered: examples are functions of (index, config.seed) on the device.
     fixed = self.config.hmr.fixed_batch
     global_batch = local_batch * jax.process_count()
     source = _Indices(local_batch, fixed, jax.process_index() * local_batch, global_batch)
     return grain.MapDataset.range(2**31 - 1).map(source)
 
   def batch_shapes(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
-    return {"index": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+    if not self.sources:
+      return {"index": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+    s = image_records.CROP_SIZE
+    shapes = {"image": ((s, s, 3), jnp.uint8), "joints_2d": ((17, 2), jnp.float32),
+              "visible": ((17,), jnp.float32), "silhouette": ((s, s), jnp.float32),
+              "has_silhouette": ((), jnp.float32)}
+    return {k: jax.ShapeDtypeStruct((batch_size,) + shape, dtype)
+            for k, (shape, dtype) in shapes.items()}
 
   def render(self, resident, poses, indices, seed) -> Batch:
     """(B,) example indices -> rendered bodies with the silhouette's distance map."""
     out = rendered_body.render_batch(resident["body"], poses, indices, seed,
                                      self.render_config)
-    out["distance"] = jnp.sqrt(jax.vmap(hmr_losses.squared_distance_transform)(
-        out["silhouette"]))
     out["has_silhouette"] = jnp.ones(indices.shape, jnp.float32)
-    return out
+    return with_distance(out)
+
+  def train_images(self, state, resident, batch: Batch) -> Batch:
+    """The step's image batch at the model's crop size: rendered or recorded, augmented
+    (`data.augment`), with the silhouettes' distance maps."""
+    if self.sources:
+      images = resize_crops({k: batch[k] for k in RECORD_KEYS}, self.size)
+    else:
+      out = rendered_body.render_batch(resident["body"], resident["poses"], batch["index"],
+                                       self.config.seed, self.render_config)
+      images = {k: out[k] for k in ("image", "joints_2d", "visible", "silhouette")}
+      images["has_silhouette"] = jnp.ones(batch["index"].shape, jnp.float32)
+    if self.config.data.augment != "none":
+      images = augment_lib.augment(images, state_lib.stream(state, "augment"),
+                                   self.augment_params)
+      images["silhouette"] = (images["silhouette"] > 0.5).astype(jnp.float32)
+    images["image"] = augment_lib.to_float_image(images["image"])
+    return with_distance(images)
 
   # Model.
   def init(self, rng: jax.Array) -> state_lib.TrainState:
@@ -254,7 +314,7 @@ class HmrTrainer:
 
   def train_step(self, state: state_lib.TrainState, batch: Batch, resident):
     h = self.config.hmr
-    images = self.render(resident, resident["poses"], batch["index"], self.config.seed)
+    images = self.train_images(state, resident, batch)
     has_critic = "critic" in self.models
 
     def loss_fn(params):

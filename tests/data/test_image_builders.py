@@ -205,6 +205,16 @@ def test_lsp_silhouette_crop_holds_the_joints(real_data_dir, tmp_path):
     cols, rows = np.floor(r["joints_2d"][r["visible"] > 0]).astype(int).T
     assert (sil[rows, cols] == 255).all()
     assert 0.01 < (sil > 0).mean() < 0.5  # discs, not the whole crop
+  # The image pipeline's batches carry the same silhouettes, 0 where a record has none.
+  from jpose.data import image_pipeline
+  batch = image_pipeline.make_dataset([image_pipeline.Source("lsp")], 4, train=False,
+                                      data_dir=str(tmp_path / "out"))[0]
+  for i, image_id in enumerate(batch["image_id"]):
+    r = records[image_id.split("/")[1].split("#")[0]]
+    assert batch["has_silhouette"][i] == r["has_silhouette"]
+    want = (np.asarray(Image.open(io.BytesIO(r["silhouette"]))) >= 128 if r["silhouette"]
+            else np.zeros((256, 256), bool))
+    np.testing.assert_array_equal(batch["silhouette"][i], want.astype(np.float32))
 
 
 def test_missing_and_unreadable_images_are_listed(real_data_dir, tmp_path):

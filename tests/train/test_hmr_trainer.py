@@ -142,9 +142,46 @@ def test_lsp_records_evaluate_keypoints(tiny, image_records_dir, tmp_path):
   assert 0.0 <= row["pck"] <= 1.0 and row["kpr"] > 0
 
 
+def test_recorded_lsp_crops_train_with_augmentation(tiny, small_anny, image_records_dir):
+  """data.images: LSP-extended records (256 px, no UP-3D silhouettes here) shrink to the
+  model's 64 px and augment; with no silhouette in the batch the MR term is 0."""
+  config = tiny()
+  config.data.data_dir = image_records_dir
+  config.data.images = "lsp:train"
+  config.data.augment = "geometric_only"
+  config_check.validate(config)
+  trainer = hmr.HmrTrainer(config, body=small_anny)
+  assert trainer.batch_keys == hmr.RECORD_KEYS
+  batch = trainer.train_dataset(None, None, 4, seed=0)[0]
+  assert batch["image"].shape == (4, 256, 256, 3) and not batch["has_silhouette"].any()
+  state = jax.jit(trainer.init)(jax.random.key(0))
+  inputs = {k: jnp.asarray(batch[k]) for k in trainer.batch_keys}
+  images = jax.jit(trainer.train_images)(state, trainer.resident_data(), inputs)
+  assert images["image"].shape == (4, 64, 64, 3) and images["distance"].shape == (4, 64, 64)
+  _, metrics = jax.jit(trainer.train_step)(state, inputs, trainer.resident_data())
+  assert float(metrics["mr"]) == 0.0
+  assert np.isfinite(float(metrics["kpr"])) and float(metrics["kpr"]) > 0
+
+
+def test_resized_crops_keep_joints_on_their_pixels():
+  """A silhouette pixel block under a joint stays under the scaled joint."""
+  image = np.zeros((1, 256, 256, 3), np.uint8)
+  silhouette = np.zeros((1, 256, 256), np.float32)
+  silhouette[0, 96:128, 160:192] = 1.0  # x in [160, 192), y in [96, 128)
+  joints = np.zeros((1, 17, 2), np.float32)
+  joints[0, 0] = (176.0, 112.0)  # its centre
+  out = hmr.resize_crops({"image": jnp.asarray(image), "silhouette": jnp.asarray(silhouette),
+                          "joints_2d": jnp.asarray(joints), "visible": jnp.ones((1, 17)),
+                          "has_silhouette": jnp.ones(1)}, 64)
+  x, y = np.asarray(out["joints_2d"])[0, 0]
+  assert (x, y) == (44.0, 28.0)
+  sil = np.asarray(out["silhouette"])[0]
+  assert sil[int(y), int(x)] == 1.0 and sil.sum() == 8 * 8  # the block shrinks 4x exactly
+
+
 @pytest.mark.parametrize("section,field,value,match", [
     ("body", "model", "smplx", "body.model"),
-    ("data", "augment", "seed_002", "data.augment"),
+    ("data", "augment", "imgaug", "data.augment"),
     ("hmr", "n_critic", 0, "hmr.n_critic"),
     ("hmr", "fixed_batch", -1, "hmr.fixed_batch")])
 def test_bad_fields_are_named(section, field, value, match):
