@@ -65,7 +65,7 @@ def run_setting(name: str, args) -> dict:
       curve.append({"step": i + 1, **point})
       print(f"{name}: step {i + 1} {point} ({time.time() - start:.0f} s)", flush=True)
   images = trainer.render(resident, resident["poses"], batch["index"], config.seed)
-  body = jax.jit(trainer.predict_bodies)(state, images["image"])
+  body = jax.jit(trainer.predict_bodies)(state, images["image"], trainer.body)
   terms = jax.jit(trainer.losses)(body, images, jax.random.key(0))
   metrics = jax.device_get(jax.jit(lambda b, i: hmr_evaluation.body_metrics(
       trainer, b, i, trainer.body.faces))(body, images))

@@ -264,14 +264,15 @@ def benchmark_hmr_parts(config, batch_size: int, rounds: int) -> dict:
   poses = resident["poses"][:batch_size]
   betas = jax.numpy.zeros((batch_size, 10))
 
-  def skin_loss(pose, beta):
-    vertices, joints = lbs.skin_batch(body, pose, beta)
+  def skin_loss(pose, beta, model):
+    vertices, joints = lbs.skin_batch(model, pose, beta)
     return jax.numpy.sum(vertices**2) + jax.numpy.sum(joints**2)
   skin = jax.jit(jax.value_and_grad(skin_loss, argnums=(0, 1)))
-  render = jax.jit(lambda ids: trainer.render(resident, resident["poses"], ids, 0)["image"])
+  render = jax.jit(lambda r, ids: trainer.render(r, r["poses"], ids, 0)["image"])
   ids = jax.numpy.arange(batch_size, dtype=jax.numpy.int32)
   part_ms = {}
-  for name, fn, args in (("skinning_fwd_bwd", skin, (poses, betas)), ("render", render, (ids,))):
+  for name, fn, args in (("skinning_fwd_bwd", skin, (poses, betas, body)),
+                         ("render", render, (resident, ids))):
     jax.block_until_ready(fn(*args))
     best = float("inf")
     for _ in range(max(3, rounds)):

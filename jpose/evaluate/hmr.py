@@ -97,7 +97,7 @@ def make_eval_step(trainer, mesh):
   def step(state, batch, body_model):
     images = hmr.with_distance(rendered_body.render_rows(
         body_model, batch["pose"], batch["index"], EVAL_SEED, trainer.render_config))
-    body = trainer.predict_bodies(state, images["image"])
+    body = trainer.predict_bodies(state, images["image"], body_model)
     return body_metrics(trainer, body, images, body_model.faces), images, body
   return step
 
@@ -137,16 +137,17 @@ records' crop size to the model's."""
       image_records.CROP_SIZE, records)
 
   @jax.jit
-  def step(state, images):
+  def step(state, images, body_model):
     images = hmr.resize_crops(images, trainer.size)
-    body = trainer.predict_bodies(state, augment_lib.to_float_image(images["image"]))
+    body = trainer.predict_bodies(state, augment_lib.to_float_image(images["image"]),
+                                  body_model)
     return keypoint_metrics(trainer, body, images)
 
   sums, count = {"kpr": 0.0, "pck": 0.0}, 0
   for batch in tqdm.tqdm(dataset, desc=f"eval {source.name}", leave=False,
                          disable=not progress or jax.process_index() > 0):
     inputs = sharding.to_global(mesh, {k: batch[k] for k in hmr.RECORD_KEYS})
-    metrics = jax.device_get(step(state, inputs))
+    metrics = jax.device_get(step(state, inputs, trainer.body))
     valid = np.asarray(batch["valid"])
     for k in sums:
       sums[k] += float(np.sum(np.asarray(metrics[k])[valid]))

@@ -375,7 +375,8 @@ class HmrTrainer:
                                "critic_gradient_penalty": penalty[-1]}
 
   # Evaluation (jpose.evaluate.hmr).
-  def predict_bodies(self, state, images) -> dict[str, jax.Array]:
-    """(B, S, S, 3) [0, 1] images -> `bodies` of the final iteration's Theta."""
+  def predict_bodies(self, state, images, model: body_model.BodyModel) -> dict[str, jax.Array]:
+    """(B, S, S, 3) [0, 1] images -> `bodies` of the final iteration's Theta. The body
+    model is an argument (the trainer's `body`), so jit does not bake its arrays in."""
     thetas, _ = self.regress(state, state.params["net"], images, train=False)
-    return self.bodies(self.body, thetas[:, -1])
+    return self.bodies(model, thetas[:, -1])
