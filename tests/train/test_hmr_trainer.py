@@ -95,6 +95,21 @@ def test_mosh_samples_are_the_critics_real_bodies(tiny, small_anny, real_data_di
   assert np.isfinite(float(metrics["critic_wasserstein"]))
 
 
+def test_a_bfloat16_step_keeps_float32_state(tiny, small_anny):
+  """Mixed precision: bf16 convolutions and matmuls; params, losses and Theta stay f32."""
+  config = tiny()
+  config.train.compute_dtype = "bfloat16"
+  trainer = hmr.HmrTrainer(config, body=small_anny)
+  state = jax.jit(trainer.init)(jax.random.key(0))
+  new, metrics = jax.jit(trainer.train_step)(state, {"index": jnp.arange(4, dtype=jnp.int32)},
+                                             trainer.resident_data())
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new.params))
+  for key in ("loss", "kpr", "mr", "critic_wasserstein"):
+    assert metrics[key].dtype == jnp.float32 and np.isfinite(float(metrics[key])), key
+  thetas, _ = trainer.regress(new, new.params["net"], jnp.zeros((2, 64, 64, 3)), train=False)
+  assert thetas.dtype == jnp.float32
+
+
 def test_without_the_critic_there_is_no_critic(tiny):
   config = tiny()
   config.hmr.critic = False
