@@ -205,6 +205,24 @@ def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = Non
           **({"profile_top_ops": profile} if profile else {})}
 
 
+def _alternating_rounds(steps: dict[str, list], rounds: int) -> dict[str, list[float]]:
+  """Seconds per step of each compiled variant ([compiled, state, batch, resident, ...],
+  its state updated in place), timed in alternating rounds of 3 steps after a warm-up
+  round, so that every variant sees the same machine load."""
+  times = {name: [] for name in steps}
+  for r in range(rounds + 1):
+    for name, run in steps.items():
+      compiled, state, batch, resident = run[:4]
+      t0 = time.perf_counter()
+      for _ in range(3):
+        state, metrics = compiled(state, batch, resident)
+      jax.block_until_ready(metrics)
+      run[1] = state
+      if r:  # round 0 warms up
+        times[name].append((time.perf_counter() - t0) / 3)
+  return times
+
+
 def benchmark_heatmap_cost(config, batch_size: int, rounds: int) -> dict:
   """The Gaussian-cube heatmap loss's share of an integral train step: the config's step
   with the loss on from step 0 and with it off (weight 0: not compiled in), timed in
@@ -214,17 +232,7 @@ def benchmark_heatmap_cost(config, batch_size: int, rounds: int) -> dict:
   off.integral.heatmap_weight = 0.0
   steps = {name: list(_compiled_train_step(c, batch_size)[:4])
            for name, c in (("heatmap", on), ("integral_only", off))}
-  times = {name: [] for name in steps}
-  for r in range(rounds + 1):
-    for name, run in steps.items():
-      compiled, state, batch, resident = run
-      t0 = time.perf_counter()
-      for _ in range(3):
-        state, metrics = compiled(state, batch, resident)
-      jax.block_until_ready(metrics)
-      run[1] = state
-      if r:  # round 0 warms up
-        times[name].append((time.perf_counter() - t0) / 3)
+  times = _alternating_rounds(steps, rounds)
   on_s, off_s = statistics.median(times["heatmap"]), statistics.median(times["integral_only"])
   return {"batch_size": batch_size, "rounds": rounds,
           "flops_heatmap": _flops(steps["heatmap"][0]),
@@ -247,17 +255,7 @@ def benchmark_hmr_parts(config, batch_size: int, rounds: int) -> dict:
   variants["kpr_only"] = variants["no_critic"].copy_and_resolve_references()
   variants["kpr_only"].hmr.mr_weight = 0.0
   steps = {name: list(_compiled_train_step(c, batch_size)[:5]) for name, c in variants.items()}
-  times = {name: [] for name in steps}
-  for r in range(rounds + 1):
-    for name, run in steps.items():
-      compiled, state, batch, resident, _ = run
-      t0 = time.perf_counter()
-      for _ in range(3):
-        state, metrics = compiled(state, batch, resident)
-      jax.block_until_ready(metrics)
-      run[1] = state
-      if r:  # round 0 warms up
-        times[name].append((time.perf_counter() - t0) / 3)
+  times = _alternating_rounds(steps, rounds)
   ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
   trainer, resident = steps["full"][4], steps["full"][3]
   body = resident["body"]
