@@ -23,10 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import configs
+from jpose.body import lbs
 from jpose.body import priors
 from jpose.data import rendered_body
 from jpose.evaluate import hmr as hmr_evaluation
 from jpose.evaluate import plots
+from jpose.render import mesh
 from jpose.train import registry
 
 SETTINGS = {  # name -> (kpr weight, mr weight, critic)
@@ -79,7 +81,24 @@ def run_setting(name: str, args) -> dict:
           "seconds": time.time() - start,
           "sample": {"image": np.asarray(images["image"]), "silhouette": metrics["silhouette"],
                      "joints_2d": np.asarray(images["joints_2d"]),
-                     "predicted_2d": np.asarray(trainer.size * (body["keypoints_2d"] + 1) / 2)}}
+                     "predicted_2d": np.asarray(trainer.size * (body["keypoints_2d"] + 1) / 2),
+                     "side": np.stack([side_view(v, trainer.body.faces)
+                                       for v in body["vertices"][:3]]),
+                     "theta": np.concatenate([np.asarray(body["camera"]),
+                                              pose.reshape(len(pose), -1),
+                                              np.asarray(body["betas"])], -1)}}
+
+
+def side_view(vertices, faces, size: int = 96):
+  """(V, 3) camera-frame vertices -> (size, size) grey image of the mesh turned 90 degrees
+  about the vertical (camera y) through its centre: the depth the front view hides."""
+  centre = (vertices.max(0) + vertices.min(0)) / 2
+  turned = (vertices - centre) @ lbs.rodrigues(jnp.array([0.0, jnp.pi / 2, 0.0])).T
+  turned = turned + jnp.array([0.0, 0.0, 5.0])  # in front of the camera
+  height = float(turned[:, 1].max() - turned[:, 1].min())
+  camera = mesh.WeakPerspective(scale=jnp.asarray(1.8 / height), translation=jnp.zeros(2))
+  raster = mesh.rasterize(turned, faces, camera, size)
+  return np.asarray(mesh.shade(turned, faces, raster))
 
 
 def main():
@@ -109,17 +128,23 @@ def main():
   with open(os.path.join(args.out, "overfit.json"), "w") as f:
     json.dump({k: {m: v for m, v in r.items() if m != "sample"} for k, r in results.items()},
               f, indent=2)
-  n = 3
+  np.savez(os.path.join(args.out, "overfit_theta.npz"),
+           **{name: r["sample"]["theta"] for name, r in results.items()})
+  n = 3  # examples; each gets the front overlay and the side view.
   names = list(results)
-  fig = plots.figure_lib.Figure(figsize=(3 * len(names), 3 * n))
+  fig = plots.figure_lib.Figure(figsize=(3 * len(names), 6 * n))
   for j, name in enumerate(names):
     s = results[name]["sample"]
     for i in range(n):
-      ax = fig.add_subplot(n, len(names), i * len(names) + j + 1)
+      ax = fig.add_subplot(2 * n, len(names), 2 * i * len(names) + j + 1)
       mask = s["silhouette"][i][..., None] > 0.5
       overlay = np.where(mask, 0.5 * s["image"][i] + 0.5 * np.array([0.2, 0.6, 1.0]),
                          s["image"][i])
       plots.draw_image(ax, overlay, s["predicted_2d"][i], title=name if i == 0 else "")
+      ax = fig.add_subplot(2 * n, len(names), (2 * i + 1) * len(names) + j + 1)
+      ax.imshow(s["side"][i], cmap="gray", vmin=0, vmax=1)
+      ax.set_axis_off()
+      ax.set_title("side view", fontsize=8)
   fig.tight_layout()
   fig.savefig(os.path.join(args.out, "overfit.png"), dpi=80)
 
