@@ -76,6 +76,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                        f"stored at {image_records.CROP_SIZE} px and are only shrunk")
     if config.hmr.fixed_batch < 0:
       raise ValueError(f"config.hmr.fixed_batch: must be >= 0, got {config.hmr.fixed_batch}")
+    if config.hmr.fixed_batch and config.data.images:
+      raise ValueError("config.hmr.fixed_batch: repeats rendered examples; it cannot be used "
+                       f"with recorded images (config.data.images='{config.data.images}')")
   if config.data.crop_size % 32:
     raise ValueError(f"config.data.crop_size: must be a multiple of 32 (the ResNet's "
                      f"stride), got {config.data.crop_size}")

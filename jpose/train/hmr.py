@@ -12,13 +12,14 @@ on fresh real samples against this step's generated bodies (computed before the
 generator's update, so one forward pass serves both), with gradient penalty
 `hmr.gp_weight`.
 
-Images are the built-in rendered bodies (`jpose.data.rendered_body`): the body model
-(ANNY by default) posed by a pose library (the 1,000 real SMPL fits of LSP by
+Images are, by default, the built-in rendered bodies (`jpose.data.rendered_body`): the
+body model (ANNY by default) posed by a pose library (the 1,000 real SMPL fits of LSP by
 default, or a `python -m jpose.fit` library such as fitted Human3.6M poses), drawn on
 the device with exact silhouettes. The library's last `hmr.held_out` rows are never
 drawn for training; evaluation renders them (`jpose.evaluate.hmr`). The host only
 sends example indices: example i is a function of (i, seed), so `hmr.fixed_batch`
-images repeat exactly (the seed's overfitting study). The critic's real samples are the
+images repeat exactly (the seed's overfitting study). With `data.images`, recorded crops
+(LSP, LSP-extended with UP-3D silhouettes) come from the image pipeline instead. The critic's real samples are the
 library's training rows with shapes from the renderer's shape prior, or MoSh records
 (`hmr.prior`, read by `jpose.data.mosh_files.load_samples`) with their own shapes.
 """
@@ -41,6 +42,7 @@ from jpose.body import smpl
 from jpose.data import augment as augment_lib
 from jpose.data import image_pipeline
 from jpose.data import image_records
+from jpose.data import mosh_files
 from jpose.data import pipeline
 from jpose.data import rendered_body
 from jpose.geometry import weak_perspective
@@ -169,7 +171,6 @@ class HmrTrainer:
     self.batch_keys = RECORD_KEYS if self.sources else ("index",)
     self.augment_params = integral.AUGMENT_PRESETS[config.data.augment]
     if h.prior:
-      from jpose.data import mosh_files  # pylint: disable=g-import-not-at-top
       prior_poses, prior_betas = mosh_files.load_samples(h.prior, config.data.data_dir or None)
       self.prior = (jnp.asarray(prior_poses, jnp.float32),
                     jnp.asarray(prior_betas[:, :hmr_model.NUM_SHAPE], jnp.float32))
@@ -225,11 +226,9 @@ class HmrTrainer:
     (`data.augment`), with the silhouettes' distance maps."""
     if self.sources:
       images = resize_crops({k: batch[k] for k in RECORD_KEYS}, self.size)
-    else:
-      out = rendered_body.render_batch(resident["body"], resident["poses"], batch["index"],
-                                       self.config.seed, self.render_config)
-      images = {k: out[k] for k in ("image", "joints_2d", "visible", "silhouette")}
-      images["has_silhouette"] = jnp.ones(batch["index"].shape, jnp.float32)
+    else:  # (the rendered distance maps are recomputed below; jit drops the first ones.)
+      images = self.render(resident, resident["poses"], batch["index"], self.config.seed)
+    images = {k: images[k] for k in RECORD_KEYS}
     if self.config.data.augment != "none":
       images = augment_lib.augment(images, state_lib.stream(state, "augment"),
                                    self.augment_params)

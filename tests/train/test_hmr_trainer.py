@@ -198,10 +198,13 @@ def test_resized_crops_keep_joints_on_their_pixels():
     ("body", "model", "smplx", "body.model"),
     ("data", "augment", "imgaug", "data.augment"),
     ("hmr", "n_critic", 0, "hmr.n_critic"),
-    ("hmr", "fixed_batch", -1, "hmr.fixed_batch")])
+    ("hmr", "fixed_batch", -1, "hmr.fixed_batch"),
+    ("data", "images", "lsp:train", None)])
 def test_bad_fields_are_named(section, field, value, match):
   config = configs.load("hmr_hybrid:tiny")
   config[section][field] = value
+  if match is None:  # recorded images with a fixed batch of rendered ones.
+    config.hmr.fixed_batch, match = 8, "hmr.fixed_batch"
   with pytest.raises(ValueError, match=match):
     config_check.validate(config)
 
