@@ -51,6 +51,8 @@ def run_setting(name: str, args) -> dict:
   config.hmr.kpr_weight = kpr_w
   config.hmr.mr_weight = mr_w * args.mr_scale
   config.hmr.critic = critic
+  config.hmr.critic_learning_rate = args.critic_learning_rate
+  config.hmr.shape_weight = args.shape_weight
   config.seed = args.seed
   trainer = registry.build(config, None, 0)
   resident = trainer.resident_data()
@@ -76,6 +78,7 @@ def run_setting(name: str, args) -> dict:
   nll = float(np.mean([gaussian(jnp.asarray(p)) for p in pose]))
   bends = float(np.mean([priors.bend_limit_penalty(jnp.asarray(p)) for p in pose]))
   return {"kpr": float(terms["kpr"]), "mr": float(terms["mr"]),
+          "shape_norm": float(np.mean(np.linalg.norm(np.asarray(body["betas"]), axis=-1))),
           "pck": float(np.mean(metrics["pck"])), "iou": float(np.mean(metrics["iou"])),
           "pose_nll": nll, "bend_violation": bends, "curve": curve,
           "seconds": time.time() - start,
@@ -109,6 +112,9 @@ def main():
   parser.add_argument("--mr_scale", type=float, default=5.0,
                       help="w_mr of the MR settings (the config's hmr.mr_weight)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--critic_learning_rate", type=float, default=1e-4)
+  parser.add_argument("--shape_weight", type=float, default=0.0,
+                      help="hmr.shape_weight: an L2 prior on betas (0: the seed's recipe)")
   parser.add_argument("--settings", default=",".join(SETTINGS))
   parser.add_argument("--out", default="/tmp/hmr_overfit")
   args = parser.parse_args()
@@ -116,15 +122,18 @@ def main():
   results = {}
   for name in args.settings.split(","):
     results[name] = run_setting(name, args)
-  lines = ["| setting | KPR | MR | PCK@0.1 | IoU | pose NLL | bend violation (rad²) |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+  lines = ["| setting | KPR | MR | PCK@0.1 | IoU | pose NLL | bend violation (rad²) | |β| |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
   for name, r in results.items():
     lines.append(f"| {name} | {r['kpr']:.4f} | {r['mr']:.5f} | {r['pck']:.3f} | "
-                 f"{r['iou']:.3f} | {r['pose_nll']:.1f} | {r['bend_violation']:.3f} |")
+                 f"{r['iou']:.3f} | {r['pose_nll']:.1f} | {r['bend_violation']:.3f} | "
+                 f"{r['shape_norm']:.2f} |")
   table = "\n".join(lines)
   print(table)
   with open(os.path.join(args.out, "overfit.md"), "w") as f:
-    f.write(f"steps {args.steps}, batch {args.batch}, lr {args.learning_rate}\n\n{table}\n")
+    f.write(f"steps {args.steps}, batch {args.batch}, lr {args.learning_rate}, w_mr "
+            f"{args.mr_scale}, critic lr {args.critic_learning_rate}, shape weight "
+            f"{args.shape_weight}\n\n{table}\n")
   with open(os.path.join(args.out, "overfit.json"), "w") as f:
     json.dump({k: {m: v for m, v in r.items() if m != "sample"} for k, r in results.items()},
               f, indent=2)

@@ -175,6 +175,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.hmr.mr_weight = 1.0  # w_mr: silhouette chamfer (normalised crop units squared).
   c.hmr.mr_points = 256  # Ground-truth silhouette points of the chamfer's reverse term.
   c.hmr.mr_vertex_stride = 8  # The reverse term searches every n-th vertex.
+  # Weight of an L2 prior on the predicted betas (SMPL's betas are unit-variance PCA
+  # coefficients). 0 is the seed's recipe, where only the critic judges shapes.
+  c.hmr.shape_weight = 0.0
   c.hmr.critic = True  # Train with the WGAN-GP critic (HMR + KCS + shape streams).
   c.hmr.adversarial_weight = 0.01  # Weight of the generator's -critic(fake).
   c.hmr.n_critic = 5  # Critic updates per generator step (Gulrajani et al.: 5).

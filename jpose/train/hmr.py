@@ -324,6 +324,10 @@ class HmrTrainer:
       terms = self.losses(body, images, state_lib.stream(state, "mr_points"),
                           with_mr=bool(h.mr_weight))
       total = h.kpr_weight * terms["kpr"] + h.mr_weight * terms.get("mr", 0.0)
+      terms["shape_norm"] = jnp.mean(jnp.linalg.norm(body["betas"], axis=-1))
+      if h.shape_weight:
+        terms["shape_l2"] = jnp.mean(jnp.sum(body["betas"]**2, axis=-1))
+        total = total + h.shape_weight * terms["shape_l2"]
       fake = critic_inputs(self.body, body["pose"], body["joints"], body["betas"])
       if has_critic:
         terms["adversarial"] = -jnp.mean(self._critic_score(state.params["critic"], fake))

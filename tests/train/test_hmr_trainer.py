@@ -113,6 +113,7 @@ def test_a_bfloat16_step_keeps_float32_state(tiny, small_anny):
 def test_without_the_critic_there_is_no_critic(tiny):
   config = tiny()
   config.hmr.critic = False
+  config.hmr.shape_weight = 0.5
   trainer = hmr.HmrTrainer(config)
   state = jax.jit(trainer.init)(jax.random.key(0))
   assert set(state.params) == {"net"}
@@ -120,8 +121,10 @@ def test_without_the_critic_there_is_no_critic(tiny):
                                            trainer.resident_data())
   assert "adversarial" not in metrics
   np.testing.assert_allclose(float(metrics["loss"]),
-                             float(metrics["kpr"] + config.hmr.mr_weight * metrics["mr"]),
-                             rtol=1e-6)
+                             float(metrics["kpr"] + config.hmr.mr_weight * metrics["mr"]
+                                   + 0.5 * metrics["shape_l2"]), rtol=1e-6)
+  # shape_l2 is the batch mean of |beta|^2, shape_norm that of |beta|: Jensen's inequality.
+  assert float(metrics["shape_l2"]) >= float(metrics["shape_norm"])**2 - 1e-6
 
 
 def test_fixed_batch_repeats_the_same_images(tiny):
