@@ -112,7 +112,8 @@ def main():
   parser.add_argument("--mr_scale", type=float, default=5.0,
                       help="w_mr of the MR settings (the config's hmr.mr_weight)")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--critic_learning_rate", type=float, default=1e-4)
+  parser.add_argument("--critic_learning_rate", type=float, default=1e-3,
+                      help="hmr.critic_learning_rate (hmr_hybrid:cpu's)")
   parser.add_argument("--shape_weight", type=float, default=0.0,
                       help="hmr.shape_weight: an L2 prior on betas (0: the seed's recipe)")
   parser.add_argument("--settings", default=",".join(SETTINGS))

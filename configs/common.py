@@ -182,7 +182,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.hmr.adversarial_weight = 0.01  # Weight of the generator's -critic(fake).
   c.hmr.n_critic = 5  # Critic updates per generator step (Gulrajani et al.: 5).
   c.hmr.gp_weight = 10.0  # Gradient penalty lambda (Gulrajani et al.: 10).
-  c.hmr.critic_learning_rate = 1e-4  # Critic Adam (Gulrajani et al.: 1e-4, ...
+  # Critic Adam (Gulrajani et al.: 1e-4, ...); keep it ~10x the regressor's rate, or the
+  # critic falls behind and the regressor's betas run away (RESULTS.md).
+  c.hmr.critic_learning_rate = 1e-4
   c.hmr.critic_b1 = 0.5  # ... beta1 0.5 ...
   c.hmr.critic_b2 = 0.9  # ... beta2 0.9).
   c.hmr.critic_width = 1024  # Width of the critic's whole-pose and KCS FC layers.
