@@ -62,9 +62,11 @@ def test_k_steps_per_dispatch_equal_k_single_steps(name, tiny_config):
     # The tiny ResNet (batch 4, 2x2 maps in layer4) has many gradients at round-off
     # level, whose sign Adam turns into a full lr step: 95% of the parameters differ,
     # by up to 0.64 lr x steps, while the 6 losses, each computed from the previous
-    # step's parameters, agree to 3.2e-6 (measured). A wrong batch, look or
-    # augmentation moves the loss by percents, so the losses carry the check.
-    np.testing.assert_allclose(losses_three, losses_one, rtol=3e-5)
+    # step's parameters, agree to 3.2e-6 (measured with -n 2) and 6.3e-5 (measured
+    # 2026-11-24 in a one-worker run on a loaded core: the round-off steps compound over
+    # the 6 steps). A wrong batch, look or augmentation moves the loss by percents, so
+    # the losses carry the check; 3e-4 keeps a 5x margin on the worst measured.
+    np.testing.assert_allclose(losses_three, losses_one, rtol=3e-4)
     return
   np.testing.assert_allclose(losses_three, losses_one, rtol=1e-5)  # measured 2.6e-7
   chex.assert_trees_all_close(three.params, one.params, rtol=0, atol=0.01 * lr * steps)
