@@ -28,6 +28,7 @@ from jpose.body import priors
 from jpose.data import rendered_body
 from jpose.evaluate import hmr as hmr_evaluation
 from jpose.evaluate import plots
+from jpose.losses import hmr as hmr_losses
 from jpose.render import mesh
 from jpose.train import registry
 
@@ -84,7 +85,8 @@ def run_setting(name: str, args) -> dict:
           "seconds": time.time() - start,
           "sample": {"image": np.asarray(images["image"]), "silhouette": metrics["silhouette"],
                      "joints_2d": np.asarray(images["joints_2d"]),
-                     "predicted_2d": np.asarray(trainer.size * (body["keypoints_2d"] + 1) / 2),
+                     "predicted_2d": np.asarray(hmr_losses.to_pixels(body["keypoints_2d"],
+                                                                     trainer.size)),
                      "side": np.stack([side_view(v, trainer.body.faces)
                                        for v in body["vertices"][:3]]),
                      "theta": np.concatenate([np.asarray(body["camera"]),

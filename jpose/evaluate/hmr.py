@@ -48,17 +48,11 @@ def _pck(projected_px, target_px, visible, alpha: float = PCK_ALPHA):
   return jnp.sum(close & seen, axis=1) / jnp.maximum(jnp.sum(seen, axis=1), 1)
 
 
-def _kpr(projected, target, visible):
-  """(B,) per-example KPR (normalised units)."""
-  mask = visible[..., None] > 0
-  error = jnp.where(mask, jnp.abs(projected - jnp.where(mask, target, 0.0)), 0.0)
-  return jnp.sum(error, axis=(1, 2)) / jnp.maximum(2.0 * jnp.sum(mask[..., 0], axis=1), 1.0)
-
-
 def keypoint_metrics(trainer, body, images) -> dict[str, jax.Array]:
   target = hmr_losses.to_normalised(images["joints_2d"], trainer.size)
   projected_px = hmr_losses.to_pixels(body["keypoints_2d"], trainer.size)
-  return {"kpr": _kpr(body["keypoints_2d"], target, images["visible"]),
+  return {"kpr": hmr_losses.keypoint_reprojection_l1_per_example(body["keypoints_2d"], target,
+                                                                 images["visible"]),
           "pck": _pck(projected_px, images["joints_2d"], images["visible"])}
 
 
@@ -66,12 +60,7 @@ def body_metrics(trainer, body, images, faces) -> dict[str, jax.Array]:
   """Per-example metrics on rendered bodies (with silhouettes and 3D)."""
   size = trainer.size
   out = keypoint_metrics(trainer, body, images)
-  vertices_px = hmr_losses.to_pixels(body["vertices_2d"], size)
-  keys = jax.random.split(jax.random.key(0), vertices_px.shape[0])
-  points, _ = jax.vmap(hmr_losses.sample_silhouette_points, (0, 0, None))(
-      images["silhouette"], keys, trainer.config.hmr.mr_points)
-  out["mr"] = jax.vmap(hmr_losses.mesh_reprojection, (0, 0, 0, 0, None))(
-      vertices_px, vertices_px[:, trainer.vertex_subset], images["distance"], points, size)
+  out["mr"], _ = trainer.mesh_reprojection(body, images, jax.random.key(0))
 
   def silhouette(vertices, camera):
     return mesh_lib.hard_silhouette(vertices, faces, mesh_lib.WeakPerspective(
@@ -173,8 +162,7 @@ def run(trainer, state, workdir: str, writer, mesh, eval_step=None, final: bool 
   step = int(jax.device_get(state.step))
   held_out, sample = evaluate_held_out(trainer, state, mesh, eval_step)
   results = {"step": step, "sets": {"rendered_held_out": held_out}}
-  sources = [s for s in trainer.eval_sources]
-  for source in sources:
+  for source in trainer.eval_sources:
     results["sets"][f"{source.name}:{source.split}"] = evaluate_records(
         trainer, state, source, mesh, data_dir)
   writer.write_scalars(step, {f"eval/{name}_{k}": v for name, row in results["sets"].items()

@@ -32,13 +32,25 @@ def to_pixels(points, size: int):
   return (points + 1.0) * (size / 2.0)
 
 
-def keypoint_reprojection_l1(projected, target, visible):
-  """HMR's KPR loss: (B, J, 2) projected and annotated keypoints (normalised), (B, J)
-  visibility -> the mean absolute error over the visible coordinates (a scalar).
-  Unannotated targets may hold anything (NaN included): they are selected away."""
+def _visible_abs_errors(projected, target, visible):
+  """(B, J, 2) |projected - target| on visible joints, 0 elsewhere; (B,) visible
+  coordinates. Unannotated targets may hold anything (NaN included): selected away."""
   mask = visible[..., None] > 0
   error = jnp.where(mask, jnp.abs(projected - jnp.where(mask, target, 0.0)), 0.0)
-  return jnp.sum(error) / jnp.maximum(2.0 * jnp.sum(visible > 0), 1.0)
+  return error, 2.0 * jnp.sum(visible > 0, axis=-1)
+
+
+def keypoint_reprojection_l1(projected, target, visible):
+  """HMR's KPR loss: (B, J, 2) projected and annotated keypoints (normalised), (B, J)
+  visibility -> the mean absolute error over the batch's visible coordinates (a scalar)."""
+  error, count = _visible_abs_errors(projected, target, visible)
+  return jnp.sum(error) / jnp.maximum(jnp.sum(count), 1.0)
+
+
+def keypoint_reprojection_l1_per_example(projected, target, visible):
+  """KPR of each example: (B,) mean absolute error over its own visible coordinates."""
+  error, count = _visible_abs_errors(projected, target, visible)
+  return jnp.sum(error, axis=(1, 2)) / jnp.maximum(count, 1.0)
 
 
 def squared_distance_transform(mask):

@@ -284,15 +284,20 @@ class HmrTrainer:
     kpr = hmr_losses.keypoint_reprojection_l1(body["keypoints_2d"], target, images["visible"])
     if not with_mr:
       return {"kpr": kpr}
+    mr, any_pixel = self.mesh_reprojection(body, images, key)
+    weight = images["has_silhouette"] * any_pixel
+    return {"kpr": kpr, "mr": jnp.sum(mr * weight) / jnp.maximum(jnp.sum(weight), 1.0)}
+
+  def mesh_reprojection(self, body: dict, images: Batch, key):
+    """(B,) MR of each example, and (B,) whether its silhouette had any pixel (the
+    reverse term draws `hmr.mr_points` silhouette points with `key`)."""
     vertices_px = hmr_losses.to_pixels(body["vertices_2d"], self.size)
     keys = jax.random.split(key, vertices_px.shape[0])
     points, any_pixel = jax.vmap(hmr_losses.sample_silhouette_points, (0, 0, None))(
         images["silhouette"], keys, self.config.hmr.mr_points)
     mr = jax.vmap(hmr_losses.mesh_reprojection, (0, 0, 0, 0, None))(
         vertices_px, vertices_px[:, self.vertex_subset], images["distance"], points, self.size)
-    weight = images["has_silhouette"] * any_pixel
-    mr = jnp.sum(mr * weight) / jnp.maximum(jnp.sum(weight), 1.0)
-    return {"kpr": kpr, "mr": mr}
+    return mr, any_pixel
 
   def _real_samples(self, resident, key, batch: int) -> dict[str, jax.Array]:
     poses, betas = resident["prior"]

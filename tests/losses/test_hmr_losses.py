@@ -119,3 +119,16 @@ def test_mean_params_errors_name_file_and_field(tmp_path):
     smpl.load_mean_params(str(path))
   with pytest.raises(smpl.SmplFileError, match="not found"):
     smpl.load_mean_params(str(tmp_path / "missing.npz"))
+
+
+def test_per_example_kpr_averages_each_example_over_its_own_joints():
+  projected = jnp.array([[[0.1, 0.2], [0.3, 0.0]], [[1.0, 1.0], [0.0, 0.0]]])
+  target = jnp.zeros((2, 2, 2))
+  visible = jnp.array([[1.0, 1.0], [1.0, 0.0]])
+  # Example 0: (0.1 + 0.2 + 0.3 + 0) / 4; example 1: (1 + 1) / 2 (its joint 1 unseen).
+  np.testing.assert_allclose(
+      np.asarray(hmr_losses.keypoint_reprojection_l1_per_example(projected, target, visible)),
+      [0.15, 1.0], rtol=1e-6)
+  # The batch loss pools the 6 visible coordinates: (0.6 + 2) / 6.
+  np.testing.assert_allclose(
+      float(hmr_losses.keypoint_reprojection_l1(projected, target, visible)), 2.6 / 6, rtol=1e-6)
