@@ -82,9 +82,8 @@ class DeconvHead(nn.Module):
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        dtype=self.dtype, param_dtype=jnp.float32, name=f"bn{i}")(x)
       x = nn.relu(x)
-    x = nn.Conv(self.num_joints * self.depth_bins, (1, 1), kernel_init=HEAD_INIT,
-                bias_init=nn.initializers.zeros, dtype=self.dtype, param_dtype=jnp.float32,
-                name="final")(x)
+    x = resnet.Pointwise(self.num_joints * self.depth_bins, use_bias=True,
+                         kernel_init=HEAD_INIT, dtype=self.dtype, name="final")(x)
     b, h, w, _ = x.shape
     x = x.reshape(b, h, w, self.num_joints, self.depth_bins)
     return jnp.transpose(x, (0, 3, 4, 1, 2))

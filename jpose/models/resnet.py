@@ -48,12 +48,110 @@ def imagenet_normalize(images: jax.Array) -> jax.Array:
   return (images.astype(jnp.float32) - mean) / std
 
 
-def _conv(name: str, features: int, kernel: int, stride: int, dtype) -> nn.Conv:
-  """A bias-free conv with PyTorch's symmetric padding (kernel - 1) // 2."""
-  pad = (kernel - 1) // 2
-  return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                 use_bias=False, kernel_init=CONV_INIT, dtype=dtype, param_dtype=jnp.float32,
-                 name=name)
+@jax.custom_vjp
+def pointwise_matmul(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
+  """(..., C) @ (C, F) [+ (F,)] -> (..., F): a 1x1 conv's product, whose gradients are
+  plain matmuls (and a column sum) over the flattened (N, C) and (N, F) rows.
+
+  JAX's own transpose rule gives the same numbers, but XLA:CPU then lays the cotangent out
+  transposed for the weight gradient and runs that gradient outside its fast GEMM path.
+  On one core, the integral net's train step (`jpose.bench.benchmark_integral_net`, batch
+  8 at 128²) took 648 ms with it against 540 ms with this rule for ResNet-18, and
+  1,478 ms against 989 ms for ResNet-50, whose bottlenecks are mostly 1x1 convs.
+  """
+  y = jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+  return y if bias is None else y + bias
+
+
+def _pointwise_fwd(x, kernel, bias):
+  return pointwise_matmul(x, kernel, bias), (x, kernel, bias)
+
+
+def _pointwise_bwd(residuals, grad):
+  x, kernel, bias = residuals
+  rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])
+  grad_x = jax.lax.dot_general(grad_rows, kernel, (((1,), (1,)), ((), ())))
+  grad_kernel = jax.lax.dot_general(rows, grad_rows, (((0,), (0,)), ((), ())))
+  grad_bias = None if bias is None else jnp.sum(grad_rows, axis=0, dtype=jnp.float32)
+  return (grad_x.reshape(x.shape).astype(x.dtype), grad_kernel.astype(kernel.dtype),
+          None if bias is None else grad_bias.astype(bias.dtype))
+
+
+pointwise_matmul.defvjp(_pointwise_fwd, _pointwise_bwd)
+
+
+class Pointwise(nn.Module):
+  """A 1x1 conv (stride s: every s-th row and column) as `pointwise_matmul`:
+  (B, H, W, C) -> (B, ceil(H/s), ceil(W/s), features). Its parameters are nn.Conv's
+  ("kernel" (1, 1, C, features), optional "bias"), so checkpoints and
+  `jpose.models.pretrained` see a conv. XLA:CPU lowers nn.Conv's 1x1 weight gradient as
+  a convolution whose window is the whole feature map; `pointwise_matmul` has the numbers.
+  """
+
+  features: int
+  stride: int = 1
+  use_bias: bool = False
+  kernel_init: nn.initializers.Initializer = CONV_INIT
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (1, 1, x.shape[-1], self.features),
+                        jnp.float32)
+    dtype = self.dtype or x.dtype
+    if self.stride > 1:
+      x = x[:, ::self.stride, ::self.stride]
+    bias = (self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            if self.use_bias else None)
+    return pointwise_matmul(x.astype(dtype), kernel[0, 0].astype(dtype),
+                            None if bias is None else bias.astype(dtype))
+
+
+# Convolutions with at most this many output positions run as one im2col matmul.
+IM2COL_MAX_POSITIONS = 16
+
+
+class Conv(nn.Module):
+  """A bias-free k x k conv with PyTorch's symmetric padding (k - 1) // 2, and nn.Conv's
+  parameter ("kernel" (k, k, C, features)).
+
+  Small outputs (at most `IM2COL_MAX_POSITIONS` positions, e.g. ResNet's last stage on
+  64² to 128² crops) are computed as im2col patches times the (k*k*C, features) kernel
+  through `pointwise_matmul`. XLA:CPU picks a batch-minor layout and a slow path for 3x3
+  convs on 1x1 and 2x2 maps: at batch 32 and 512 channels, 366 ms forward on a 2x2 map
+  against 3.1 ms as a matmul, one core (4x4: 32 against 26 ms forward + backward; 8x8:
+  115 against 129 ms, so larger maps keep lax's conv).
+  """
+
+  features: int
+  kernel_size: int
+  stride: int = 1
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    k, s = self.kernel_size, self.stride
+    kernel = self.param("kernel", CONV_INIT, (k, k, x.shape[-1], self.features), jnp.float32)
+    dtype = self.dtype or x.dtype
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
+    pad = (k - 1) // 2
+    b, h, w, c = x.shape
+    out_h, out_w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+    if out_h * out_w > IM2COL_MAX_POSITIONS:
+      return jax.lax.conv_general_dilated(x, kernel, (s, s), ((pad, pad), (pad, pad)),
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    patches = jnp.concatenate([
+        jax.lax.slice(padded, (0, i, j, 0), (b, i + s * (out_h - 1) + 1, j + s * (out_w - 1) + 1, c),
+                      (1, s, s, 1)) for i in range(k) for j in range(k)], axis=-1)
+    return pointwise_matmul(patches, kernel.reshape(k * k * c, self.features), None)
+
+
+def _conv(name: str, features: int, kernel: int, stride: int, dtype) -> nn.Module:
+  """A bias-free conv with PyTorch's symmetric padding; 1x1 convs are `Pointwise`."""
+  if kernel == 1:
+    return Pointwise(features, stride, dtype=dtype, name=name)
+  return Conv(features, kernel, stride, dtype, name=name)
 
 
 def _bn(name: str, train: bool, dtype) -> nn.BatchNorm:
