@@ -89,6 +89,20 @@ def image_records_dir(real_data_dir, tmp_path_factory) -> str:
   return data_dir
 
 
+def write_scaled_cameras(h36m_dir: str, path, scale: float) -> None:
+  """Writes Human3.6M's cameras.h5 to `path` with the focal lengths and principal points
+  x `scale`: the calibration of videos `scale` times the real frame size."""
+  import h5py
+  from jpose.data import h36m_files
+  with h5py.File(os.path.join(h36m_dir, "cameras.h5")) as src, h5py.File(path, "w") as dst:
+    for subject in h36m_files.SUBJECTS:
+      for camera in range(1, 5):
+        group = f"subject{subject}/camera{camera}"
+        for key in ("Name", "R", "T", "c", "f", "k", "p"):
+          value = src[f"{group}/{key}"][()]
+          dst[f"{group}/{key}"] = value * scale if key in ("f", "c") else value
+
+
 def mpii_manual_dir(real_data_dir: str, manual) -> str:
   """Links the 5 mmpose MPII fixture people into `manual` in the mpii builder's layout."""
   fixtures = os.path.join(real_data_dir, "mmpose_fixtures/mpii")

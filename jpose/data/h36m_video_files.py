@@ -5,17 +5,25 @@
   S{S}/MyPoses/3D_positions/<Action>.h5                 the same poses as released with
                                                         Martinez et al. (`h36m_files`)
 Cameras come from `cameras.h5` (`h36m_files.read_cameras`), the calibration the `h36m`
-dataset uses. Readers raise `h36m_files.H36mFileError` naming the file.
+dataset uses. Readers raise `h36m_files.H36mFileError` naming the file. `frame_id` and
+`parse_frame_id` write and read the `h36m_images` record ids.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
 from jpose.data import h36m_files
 from jpose.geometry import skeleton
+
+
+# The official release names S1's 'Photo' and 'WalkDog' trials 'TakingPhoto' and
+# 'WalkingDog' (its .cdf poses and videos alike); the h5 release, and so the `h36m`
+# dataset, use the short names everywhere.
+OFFICIAL_ACTION_NAMES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 
 
 def video_path(root: str, subject: int, action: str, camera_id: str) -> str:
@@ -65,3 +73,21 @@ def read_positions(path: str) -> np.ndarray:
   if path.endswith(".cdf"):
     return read_positions_cdf(path)
   return h36m_files.read_positions_3d(path)
+
+
+def frame_id(subject: int, action: str, camera_id: str, frame: int) -> str:
+  """An `h36m_images` record id: 'S9/Walking 1/54138969/000064' (frame 64 of the video)."""
+  return f"S{subject}/{action}/{camera_id}/{frame:06d}"
+
+
+def parse_frame_id(image_id: str) -> tuple[str, str, str, int]:
+  """A `frame_id` -> (subject 'S9', action 'Walking 1', camera '54138969', frame 64), with
+  the action in the `h36m` dataset's naming ('TakingPhoto 1' -> 'Photo 1'). Raises
+  ValueError for an id of another layout."""
+  parts = image_id.split("/")
+  if (len(parts) != 4 or not re.fullmatch(r"S\d+", parts[0]) or not parts[1]
+      or not parts[3].isdigit()):
+    raise ValueError(f"record id {image_id!r} is not an h36m_images frame id "
+                     "'S<subject>/<action>/<camera>/<frame>'")
+  name, space, trial = parts[1].partition(" ")
+  return parts[0], OFFICIAL_ACTION_NAMES.get(name, name) + space + trial, parts[2], int(parts[3])

@@ -122,8 +122,8 @@ class _EpochShuffled:
     return self.records[int(self._order(epoch)[position])]
 
 
-class _InOrder:
-  """Random access to `records` at the given ids, once."""
+class InOrder:
+  """Random access to `records` at the given ids (a subset, in any order), once."""
 
   def __init__(self, records, ids: np.ndarray):
     self.records, self.ids = records, ids
@@ -226,7 +226,7 @@ def make_dataset(sources: Sequence[Source], batch_size: int, *, seed: int = 0,
       # A per-source seed, so adding a source does not reorder the others.
       records = _EpochShuffled(data, ids, int(np.random.default_rng([seed, k]).integers(2**31)))
     else:
-      records = _InOrder(data, ids)
+      records = InOrder(data, ids)
     streams.append(grain.MapDataset.source(records).map(_Parse(k)))
   if train:
     weights = [float(s.weight) for s in sources]

@@ -4,6 +4,7 @@ two-stage video model, whose per-frame image model gives 2D pose and joint depth
 `python -m jpose.predict` writes `<dir>/<split>.npz` (one row per frame of every
 sequence, in `pipeline.load_split`'s order) and `<dir>/metadata.json`; a TCN config with
 data.input_2d="stage1" and data.stage1_dir=<dir> reads them through `attach`.
+`record_rows` lays recorded video frames (`h36m_images` records) out in that order.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Iterable
 
 import numpy as np
+
+from jpose.data import h36m_video_files
 
 METADATA = "metadata.json"
 
@@ -20,6 +24,39 @@ METADATA = "metadata.json"
 def sequence_keys(data) -> list[str]:
   """'subject/action/camera' of each sequence of a SequenceSet."""
   return [f"{s}/{a}/{c}" for s, a, c in zip(data.subjects, data.actions, data.cameras)]
+
+
+def record_rows(image_ids: Iterable[str], data, frame_stride: int, build_stride: int,
+                source: str) -> np.ndarray:
+  """(N,) the position in `image_ids` (h36m_images records of every `build_stride`-th video
+  frame, in any order) of each frame of `data`, a SequenceSet that `pipeline.load_split`
+  read with `frame_stride` from the `h36m` dataset. `source` names the records in errors.
+
+  Row k of a sequence is its video frame k * frame_stride: load_split keeps every
+  frame of the ground truth 2D it is read with, so it drops none. Every frame must have
+  its record; a missing or short sequence is an error, never padded.
+  """
+  if frame_stride % build_stride:
+    raise ValueError(f"{source}: records of every {build_stride}-th video frame cannot give "
+                     f"frame_stride {frame_stride}, which is not a multiple of "
+                     f"{build_stride}; build h36m_images/stride1 for any frame stride")
+  frames: dict[str, dict[int, int]] = {}  # sequence key -> {row: position in image_ids}
+  for position, image_id in enumerate(image_ids):
+    subject, action, camera, t = h36m_video_files.parse_frame_id(image_id)
+    if t % frame_stride == 0:
+      frames.setdefault(f"{subject}/{action}/{camera}", {})[t // frame_stride] = position
+  rows = []
+  for key, length in zip(sequence_keys(data), data.lengths):
+    found = frames.get(key, {})
+    if sorted(found) != list(range(length)):
+      raise ValueError(f"{source}: sequence {key} has {len(found)} recorded frames at "
+                       f"frame_stride {frame_stride}, the dataset {length}"
+                       + ("" if found else " (no records at all)")
+                       + f"; the records must hold its frames 0, {frame_stride}, ... "
+                       f"{(length - 1) * frame_stride} (the h36m_images build lists the "
+                       "videos it missed or found short in its metadata)")
+    rows.append([found[k] for k in range(length)])
+  return np.concatenate(rows).astype(np.int64)
 
 
 def write(out_dir: str, split: str, data, pose_2d: np.ndarray, depth: np.ndarray,

@@ -17,6 +17,7 @@ import numpy as np
 import tqdm
 
 from jpose.data import h36m_files
+from jpose.data import h36m_video_files
 from jpose.data import image_pipeline
 from jpose.data import pipeline
 from jpose.data import resident
@@ -102,29 +103,14 @@ def sample_predictions(trainer, state, data: pipeline.SequenceSet,
   return out
 
 
-class _Strided:
-  """Every `stride`-th record of a random-access source."""
-
-  def __init__(self, records, stride: int):
-    self.records, self.stride = records, stride
-
-  def __len__(self) -> int:
-    return -(-len(self.records) // self.stride)
-
-  def __getitem__(self, index: int):
-    return self.records[int(index) * self.stride]
-
-
 def _record_label(image_id: str) -> tuple[int, int]:
   """'S9/Walking 1/54138969/000064' -> (9, index of 'Walking' in ACTION_CLASSES); ids of
   other layouts -> (-1, -1). Integers, so every process can gather every label."""
-  parts = image_id.split("/")
   try:
-    subject = int(parts[0][1:]) if parts[0].startswith("S") else -1
-    action = h36m_files.ACTION_CLASSES.index(accumulator.action_class(parts[1]))
-  except (ValueError, IndexError):
+    subject, action, _, _ = h36m_video_files.parse_frame_id(image_id)
+    return int(subject[1:]), h36m_files.ACTION_CLASSES.index(accumulator.action_class(action))
+  except ValueError:
     return -1, -1
-  return subject, action
 
 
 def make_image_eval_step(trainer, mesh):
@@ -138,7 +124,7 @@ def image_eval_dataset(source: image_pipeline.Source, batch_size: int, crop_size
   """Every frame_stride-th of an image split's `records` (`image_pipeline.open_serialized`),
   in order, in padded batches."""
   if frame_stride > 1:
-    records = _Strided(records, frame_stride)
+    records = image_pipeline.InOrder(records, np.arange(0, len(records), frame_stride))
   return image_pipeline.make_dataset([source], batch_size, train=False, crop_size=crop_size,
                                      data_sources=[records], shard_index=shard_index,
                                      shard_count=shard_count)

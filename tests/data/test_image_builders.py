@@ -326,13 +326,7 @@ def h36m_video_build(h36m_dir, tmp_path_factory):
   import av
 
   manual = tmp_path_factory.mktemp("h36m_video_manual")
-  with h5py.File(os.path.join(h36m_dir, "cameras.h5")) as src, h5py.File(manual / "cameras.h5", "w") as dst:
-    for subject in h36m_files.SUBJECTS:
-      for camera in range(1, 5):
-        group = f"subject{subject}/camera{camera}"
-        for key in ("Name", "R", "T", "c", "f", "k", "p"):
-          value = src[f"{group}/{key}"][()]
-          dst[f"{group}/{key}"] = value * SCALE if key in ("f", "c") else value
+  conftest.write_scaled_cameras(h36m_dir, manual / "cameras.h5", SCALE)
   poses = manual / "S9" / "MyPoses" / "3D_positions"
   poses.mkdir(parents=True)
   os.symlink(os.path.join(h36m_dir, "S9/MyPoses/3D_positions/Walking.h5"), poses / "Walking.h5")

@@ -107,7 +107,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for t, frame in video.read_frames(path, wanted):
           last = t
           root = pose_cam[t, skeleton.ROOT]
-          image_id = f"S{subject}/{action}/{camera_id}/{t:06d}"
+          image_id = h36m_video_files.frame_id(subject, action, camera_id, t)
           yield image_id, image_records.person_record(
               image=Image.fromarray(frame), image_id=image_id, joints_2d=pose_2d[t],
               visible=np.ones(17, np.float32), pose_3d=pose_cam[t] - root,
