@@ -27,7 +27,18 @@ OFFICIAL_ACTION_NAMES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 
 
 def video_path(root: str, subject: int, action: str, camera_id: str) -> str:
-  return os.path.join(root, f"S{subject}", "Videos", f"{action}.{camera_id}.mp4")
+  """S{subject}/Videos/<action>.<camera>.mp4; where that is absent and `action` is one of
+  the h5 release's short names ('Photo 1'), the official release's video of it
+  ('TakingPhoto 1') if that exists."""
+  videos = os.path.join(root, f"S{subject}", "Videos")
+  path = os.path.join(videos, f"{action}.{camera_id}.mp4")
+  name, space, trial = action.partition(" ")
+  official = {v: k for k, v in OFFICIAL_ACTION_NAMES.items()}.get(name)
+  if official and not os.path.exists(path):
+    alias = os.path.join(videos, f"{official}{space}{trial}.{camera_id}.mp4")
+    if os.path.exists(alias):
+      return alias
+  return path
 
 
 def cdf_dir(root: str, subject: int) -> str:

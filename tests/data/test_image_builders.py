@@ -433,6 +433,25 @@ def test_official_cdf_poses_read_like_the_h5_release(h36m_dir, tmp_path):
     h36m_video_files.read_positions_cdf(str(tmp_path / "bad.cdf"))
 
 
+def test_s1_short_action_names_find_the_official_videos(tmp_path):
+  # The h5 release's S1 'Photo 1' is the official release's 'TakingPhoto 1' video.
+  videos = tmp_path / "S1" / "Videos"
+  videos.mkdir(parents=True)
+  (videos / "TakingPhoto 1.54138969.mp4").touch()
+  (videos / "Walking.54138969.mp4").touch()
+  root = str(tmp_path)
+  assert h36m_video_files.video_path(root, 1, "Photo 1", "54138969") == str(
+      videos / "TakingPhoto 1.54138969.mp4")
+  assert h36m_video_files.video_path(root, 1, "Walking", "54138969") == str(
+      videos / "Walking.54138969.mp4")
+  # Neither name present: the short name's path, which the build reports as missing.
+  assert h36m_video_files.video_path(root, 1, "WalkDog", "54138969") == str(
+      videos / "WalkDog.54138969.mp4")
+  assert h36m_video_files.parse_frame_id(
+      h36m_video_files.frame_id(1, "TakingPhoto 1", "54138969", 5)) == (
+          "S1", "Photo 1", "54138969", 5)
+
+
 def test_unknown_builder_config_is_named(tmp_path):
   with pytest.raises(KeyError, match="no config 'every3'"):
     datasets.get_builder("h36m_images/every3", str(tmp_path))
