@@ -82,13 +82,23 @@ def predict_split(config: ml_collections.ConfigDict, trainer, state, data, batch
 
 
 def predict_recorded_split(trainer, state, data, source: image_pipeline.Source,
-                           frame_stride: int, batch_size: int, data_dir: str | None = None
-                           ) -> dict[str, np.ndarray]:
+                           frame_stride: int, batch_size: int, data_dir: str | None = None):
   """Every frame of `data` (a SequenceSet read with `frame_stride`), predicted from its
-  recorded crop in `source` (an h36m_images split): `_stage1_outputs`."""
+  recorded crop in `source` (an h36m_images split): (`_stage1_outputs`, the SequenceSet
+  predicted, {sequence key: why} for those left out). A sequence is left out only where
+  the build listed its video as missing, unreadable or short
+  (`stage1.unusable_sequences`); any other sequence without every frame is an error."""
   name = f"{source.name}:{source.split}"
   records = image_pipeline.open_serialized(source, data_dir)
-  build_stride = datasets.get_builder(source.name, data_dir).builder_config.stride
+  builder = datasets.get_builder(source.name, data_dir)
+  build_stride = builder.builder_config.stride
+  unusable = stage1.unusable_sequences(builder.info.metadata)
+  keys = stage1.sequence_keys(data)
+  skipped = {key: unusable[key] for key in keys if key in unusable}
+  if skipped:
+    logging.warning("%s: %d sequences left out, their videos unusable: %s", name,
+                    len(skipped), "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+    data = data.select([s for s, key in enumerate(keys) if key not in skipped])
   # A first pass reads every record's id: tfds stores the records shuffled.
   image_ids = (image_pipeline.parse_record(records[i])[2]
                for i in tqdm.trange(len(records), desc="record ids", leave=False))
@@ -97,7 +107,7 @@ def predict_recorded_split(trainer, state, data, source: image_pipeline.Source,
                                          image_pipeline.InOrder(records, rows),
                                          shard_index=0, shard_count=1)
   step = jax.jit(functools.partial(_stage1_outputs, trainer))
-  return _predict_batches(step, state, dataset, trainer.record_keys)
+  return _predict_batches(step, state, dataset, trainer.record_keys), data, skipped
 
 
 def recorded_frames(images: str, trainer) -> str:
@@ -130,11 +140,12 @@ def run(workdir: str, splits: list[str], frame_stride: int = 1, max_sequences: i
                                max_sequences or d.max_sequences or None, frame_stride)
     if images:
       source = image_pipeline.Source(images, split)
-      predicted = predict_recorded_split(trainer, state, data, source, frame_stride,
-                                         batch_size, d.data_dir or None)
+      predicted, data, skipped = predict_recorded_split(trainer, state, data, source,
+                                                        frame_stride, batch_size,
+                                                        d.data_dir or None)
       frames = f"{images}:{split}"
     else:
-      predicted = predict_split(config, trainer, state, data, batch_size)
+      predicted, skipped = predict_split(config, trainer, state, data, batch_size), {}
       frames = "rendered, one fixed look per sequence"
     p1 = float(np.mean(pose_metrics.mpjpe(predicted["pose_3d"], data.pose_3d)))
     p2 = float(np.mean(pose_metrics.p_mpjpe(predicted["pose_3d"], data.pose_3d)))
@@ -147,9 +158,11 @@ def run(workdir: str, splits: list[str], frame_stride: int = 1, max_sequences: i
                             "sequences": len(data.lengths), "frames": data.num_frames,
                             "crop_size": config.data.crop_size,
                             "depth_range_mm": config.model.depth_range_mm,
-                            "images": frames, "mpjpe": p1, "p_mpjpe": p2})
+                            "images": frames, "skipped_sequences": skipped,
+                            "mpjpe": p1, "p_mpjpe": p2})
+    left_out = f", {len(skipped)} left out (unusable videos)" if skipped else ""
     print(f"jpose.predict: {split}: {data.num_frames} frames of {len(data.lengths)} sequences "
-          f"({frames}), stage-1 MPJPE {p1:.1f} mm, P-MPJPE {p2:.1f} mm; wrote {path}")
+          f"({frames}{left_out}), stage-1 MPJPE {p1:.1f} mm, P-MPJPE {p2:.1f} mm; wrote {path}")
   return errors
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import h5py
 import jax
@@ -175,6 +176,47 @@ def test_missing_and_short_sequences_are_named(recorded, monkeypatch, tmp_path, 
                 out_dir=str(tmp_path))
 
 
+def test_sequences_of_unusable_videos_are_left_out_and_said(recorded, tmp_path):
+  # As Human3.6M's own S11 'Directions' video on camera 54138969: a corrupt file, which
+  # the h36m_images build lists; predict leaves that sequence out, and the TCN too.
+  bad = "S11/Walking 1/55011271"
+  manual = tmp_path / "manual"
+  shutil.copytree(recorded["manual"], manual, symlinks=True)
+  video = h36m_video_files.video_path(str(manual), 11, ACTION, "55011271")
+  with open(video, "r+b") as f:
+    f.truncate(600)  # the container's header, no frames
+  data_dir = str(tmp_path / "tfds")
+  datasets.prepare("h36m", data_dir, str(manual))
+  builder = datasets.prepare(RECORDS, data_dir, str(manual))
+  unusable = stage1.unusable_sequences(builder.info.metadata)
+  # The training subjects have no videos here: their 20 are listed missing.
+  assert {k for k in unusable if k.startswith(("S9/", "S11/"))} == {bad}
+  assert unusable[bad].startswith("unreadable_files: ") and len(unusable) == 21
+  config, _, _ = loop.load_trained(recorded["workdir"])
+  config.data.update(data_dir=data_dir, manual_dir=str(manual))
+  out = str(tmp_path / "stage1")
+  predict.run(recorded["workdir"], ["test"], frame_stride=STRIDE, images=RECORDS,
+              out_dir=out, config=config)
+  with open(os.path.join(out, "metadata.json")) as f:
+    meta = json.load(f)["test"]
+  assert list(meta["skipped_sequences"]) == [bad] and video in meta["skipped_sequences"][bad]
+  assert meta["sequences"] == 7 and meta["frames"] == 7 * 6
+  stored = dict(np.load(os.path.join(out, "test.npz")))
+  test = pipeline.load_split("h36m", "test", data_dir=data_dir, frame_stride=STRIDE)
+  keys = stage1.sequence_keys(test)
+  assert stored["sequences"].tolist() == [k for k in keys if k != bad]
+  attached = stage1.attach(test, out, "test", STRIDE)
+  assert stage1.sequence_keys(attached) == stored["sequences"].tolist()
+  np.testing.assert_array_equal(attached.pose_2d, stored["pose_2d"])
+  np.testing.assert_array_equal(attached.input_depth, stored["depth"])
+  # The targets are the kept sequences' own frames.
+  kept = [s for s, k in enumerate(keys) if k != bad]
+  np.testing.assert_array_equal(
+      attached.pose_3d, np.concatenate([test.pose_3d[test.sequence(s)] for s in kept]))
+  np.testing.assert_array_equal(attached.seq_index, np.repeat(np.arange(7), 6))
+  np.testing.assert_array_equal(attached.frame_index, np.tile(np.arange(6), 7))
+
+
 def test_frame_stride_must_be_a_multiple_of_the_build_stride(recorded):
   # The quick build keeps every 64th frame of S9's and S11's videos: frame 0 here.
   datasets.prepare("h36m_images/quick", recorded["data_dir"], recorded["manual"])
@@ -205,6 +247,13 @@ def test_frame_ids_read_back_in_the_dataset_naming():
   assert h36m_video_files.parse_frame_id("S1/WalkingDog/55011271/000003")[1] == "WalkDog"
   assert evaluator._record_label("S1/TakingPhoto/55011271/000003") == (
       1, h36m_files.ACTION_CLASSES.index("Photo"))
+  # A build's notes name videos: back to sequence keys, in the same naming.
+  assert h36m_video_files.video_sequence(
+      "/h36m/S1/Videos/TakingPhoto 1.54138969.mp4: video ends before pose frame 40 of 41"
+  ) == "S1/Photo 1/54138969"
+  assert h36m_video_files.video_sequence("/h36m/S11/Videos/Directions.54138969.mp4") == (
+      "S11/Directions/54138969")
+  assert h36m_video_files.video_sequence("/h36m/S11/MyPoses/3D_positions") is None
   for bad in ("lspet/im00001.jpg", "S9/Walking/54138969", "S9/Walking/54138969/x12"):
     with pytest.raises(ValueError, match="is not an h36m_images frame id"):
       h36m_video_files.parse_frame_id(bad)

@@ -41,6 +41,16 @@ def video_path(root: str, subject: int, action: str, camera_id: str) -> str:
   return path
 
 
+def video_sequence(path: str) -> str | None:
+  """A `video_path` (or a note that starts with one) -> its sequence key in the `h36m`
+  dataset's naming, 'S11/Directions/54138969'; None for other paths."""
+  match = re.search(r"(?:^|/)(S\d+)/Videos/([^/]+)\.(\d+)\.mp4(?::|$)", path)
+  if not match:
+    return None
+  name, space, trial = match.group(2).partition(" ")
+  return f"{match.group(1)}/{OFFICIAL_ACTION_NAMES.get(name, name)}{space}{trial}/{match.group(3)}"
+
+
 def cdf_dir(root: str, subject: int) -> str:
   return os.path.join(root, f"S{subject}", "MyPoseFeatures", "D3_Positions")
 

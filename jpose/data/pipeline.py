@@ -68,6 +68,24 @@ class SequenceSet:
   def sequence(self, s: int) -> slice:
     return slice(int(self.starts[s]), int(self.starts[s] + self.lengths[s]))
 
+  def select(self, keep) -> SequenceSet:
+    """The sequences at indices `keep`, in that order, with every per-frame array."""
+    keep = np.asarray(keep, np.int64)
+    rows = (np.concatenate([np.arange(self.starts[s], self.starts[s] + self.lengths[s])
+                            for s in keep]) if len(keep) else np.zeros(0, np.int64))
+    lengths = self.lengths[keep]
+    per_frame = {f: getattr(self, f)[rows] for f in ("pose_2d", "pose_3d", "root_depth",
+                                                     "frame_index")}
+    return dataclasses.replace(
+        self, **per_frame,
+        seq_index=np.repeat(np.arange(len(keep), dtype=np.int32), lengths),
+        starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(self.starts.dtype),
+        lengths=lengths, subjects=[self.subjects[s] for s in keep],
+        actions=[self.actions[s] for s in keep], cameras=[self.cameras[s] for s in keep],
+        camera_c=self.camera_c[keep], camera_f=self.camera_f[keep],
+        camera_up=self.camera_up[keep],
+        input_depth=None if self.input_depth is None else self.input_depth[rows])
+
 
 class NormStats(NamedTuple):
   """Per-joint mean and std of 2D inputs and root-centred 3D targets (train split)."""

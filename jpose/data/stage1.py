@@ -14,6 +14,7 @@ import json
 import os
 from typing import Iterable
 
+from absl import logging
 import numpy as np
 
 from jpose.data import h36m_video_files
@@ -59,6 +60,19 @@ def record_rows(image_ids: Iterable[str], data, frame_stride: int, build_stride:
   return np.concatenate(rows).astype(np.int64)
 
 
+def unusable_sequences(build_metadata) -> dict[str, str]:
+  """Sequence key -> why, for each video an h36m_images build listed as missing,
+  unreadable or short (Human3.6M's own S11 'Directions' on camera 54138969 is corrupt):
+  the sequences `jpose.predict` leaves out, and says so."""
+  out = {}
+  for field in ("missing_files", "unreadable_files", "short_videos"):
+    for note in build_metadata.get(field, ()):
+      key = h36m_video_files.video_sequence(str(note))
+      if key:
+        out.setdefault(key, f"{field}: {note}")
+  return out
+
+
 def write(out_dir: str, split: str, data, pose_2d: np.ndarray, depth: np.ndarray,
           pose_3d: np.ndarray, metadata: dict) -> str:
   """Stores one split's predictions for the frames of `data` (a SequenceSet): (N, 17, 2)
@@ -95,7 +109,9 @@ def read_metadata(stage1_dir: str) -> dict:
 
 def attach(data, stage1_dir: str, split: str, frame_stride: int):
   """`data` (a SequenceSet of ground truth) with its 2D input and input depth replaced by
-  the stage-1 predictions for the same sequences and frames."""
+  the stage-1 predictions for the same sequences and frames. Sequences that predict left
+  out (metadata 'skipped_sequences': their videos were unusable) are dropped, with a
+  warning that names them."""
   if not stage1_dir:
     raise ValueError("config.data.stage1_dir: data.input_2d='stage1' needs the folder "
                      "python -m jpose.predict wrote")
@@ -107,6 +123,13 @@ def attach(data, stage1_dir: str, split: str, frame_stride: int):
   if meta[split]["frame_stride"] != frame_stride:
     raise ValueError(f"{path}: predicted at frame_stride {meta[split]['frame_stride']}, but "
                      f"config.data.frame_stride is {frame_stride}; they must match")
+  skipped = meta[split].get("skipped_sequences", {})
+  if skipped:
+    keep = [s for s, key in enumerate(sequence_keys(data)) if key not in skipped]
+    logging.warning("%s: %d of %d sequences have no stage-1 predictions and are left out "
+                    "(their videos were unusable): %s", path, len(data.lengths) - len(keep),
+                    len(data.lengths), "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+    data = data.select(keep)
   with np.load(path) as f:
     stored = {k: f[k] for k in ("pose_2d", "depth", "sequences", "lengths")}
   starts = np.concatenate([[0], np.cumsum(stored["lengths"])[:-1]])
