@@ -43,7 +43,6 @@ from jpose.data import pipeline
 from jpose.data import stage1
 from jpose.evaluate import evaluator
 from jpose.geometry import heatmap
-from jpose.geometry import skeleton
 from jpose.metrics import pose as pose_metrics
 from jpose.train import loop
 
@@ -56,9 +55,7 @@ def _stage1_outputs(trainer, state, crops) -> dict[str, jax.Array]:
   (B, 17, 3) root-relative camera mm with the true root depth."""
   joints = trainer.predict_crops(state, augment_lib.to_float_image(crops["image"]))
   return {"pose_2d": heatmap.crop_to_image(joints[..., :2], crops["crop"]),
-          "depth": joints[..., 2],
-          "pose_3d": heatmap.crop_to_camera(joints, crops["crop"], crops["root_depth"],
-                                            crops["camera_f"], crops["camera_c"], skeleton.ROOT)}
+          "depth": joints[..., 2], "pose_3d": trainer.crop_to_camera(joints, crops)}
 
 
 def _predict_batches(step, state, dataset, keys) -> dict[str, np.ndarray]:
@@ -71,10 +68,8 @@ def _predict_batches(step, state, dataset, keys) -> dict[str, np.ndarray]:
   return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def predict_split(config: ml_collections.ConfigDict, trainer, state, data, batch_size: int
-                  ) -> dict[str, np.ndarray]:
+def predict_split(trainer, state, data, batch_size: int) -> dict[str, np.ndarray]:
   """Every frame of `data` (a SequenceSet), rendered and predicted: `_stage1_outputs`."""
-  del config  # the trainer holds what rendering needs.
   step = jax.jit(lambda state, batch: _stage1_outputs(trainer, state, trainer.render_eval(batch)))
   dataset = pipeline.make_dataset(data, evaluator.host_norm_stats(state), batch_size,
                                   train=False, shard_index=0, shard_count=1)
@@ -145,7 +140,7 @@ def run(workdir: str, splits: list[str], frame_stride: int = 1, max_sequences: i
                                                         d.data_dir or None)
       frames = f"{images}:{split}"
     else:
-      predicted, skipped = predict_split(config, trainer, state, data, batch_size), {}
+      predicted, skipped = predict_split(trainer, state, data, batch_size), {}
       frames = "rendered, one fixed look per sequence"
     p1 = float(np.mean(pose_metrics.mpjpe(predicted["pose_3d"], data.pose_3d)))
     p2 = float(np.mean(pose_metrics.p_mpjpe(predicted["pose_3d"], data.pose_3d)))

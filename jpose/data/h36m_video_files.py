@@ -24,6 +24,14 @@ from jpose.geometry import skeleton
 # 'WalkingDog' (its .cdf poses and videos alike); the h5 release, and so the `h36m`
 # dataset, use the short names everywhere.
 OFFICIAL_ACTION_NAMES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+_OFFICIAL_BY_SHORT_NAME = {v: k for k, v in OFFICIAL_ACTION_NAMES.items()}
+
+
+def _renamed(action: str, names: dict[str, str]) -> str:
+  """'TakingPhoto 1' -> 'Photo 1' with OFFICIAL_ACTION_NAMES: the name before the trial
+  number looked up in `names`, the trial kept; other actions unchanged."""
+  name, space, trial = action.partition(" ")
+  return names.get(name, name) + space + trial
 
 
 def video_path(root: str, subject: int, action: str, camera_id: str) -> str:
@@ -32,10 +40,9 @@ def video_path(root: str, subject: int, action: str, camera_id: str) -> str:
   ('TakingPhoto 1') if that exists."""
   videos = os.path.join(root, f"S{subject}", "Videos")
   path = os.path.join(videos, f"{action}.{camera_id}.mp4")
-  name, space, trial = action.partition(" ")
-  official = {v: k for k, v in OFFICIAL_ACTION_NAMES.items()}.get(name)
-  if official and not os.path.exists(path):
-    alias = os.path.join(videos, f"{official}{space}{trial}.{camera_id}.mp4")
+  official = _renamed(action, _OFFICIAL_BY_SHORT_NAME)
+  if official != action and not os.path.exists(path):
+    alias = os.path.join(videos, f"{official}.{camera_id}.mp4")
     if os.path.exists(alias):
       return alias
   return path
@@ -47,8 +54,7 @@ def video_sequence(path: str) -> str | None:
   match = re.search(r"(?:^|/)(S\d+)/Videos/([^/]+)\.(\d+)\.mp4(?::|$)", path)
   if not match:
     return None
-  name, space, trial = match.group(2).partition(" ")
-  return f"{match.group(1)}/{OFFICIAL_ACTION_NAMES.get(name, name)}{space}{trial}/{match.group(3)}"
+  return f"{match.group(1)}/{_renamed(match.group(2), OFFICIAL_ACTION_NAMES)}/{match.group(3)}"
 
 
 def cdf_dir(root: str, subject: int) -> str:
@@ -110,5 +116,4 @@ def parse_frame_id(image_id: str) -> tuple[str, str, str, int]:
       or not parts[3].isdigit()):
     raise ValueError(f"record id {image_id!r} is not an h36m_images frame id "
                      "'S<subject>/<action>/<camera>/<frame>'")
-  name, space, trial = parts[1].partition(" ")
-  return parts[0], OFFICIAL_ACTION_NAMES.get(name, name) + space + trial, parts[2], int(parts[3])
+  return parts[0], _renamed(parts[1], OFFICIAL_ACTION_NAMES), parts[2], int(parts[3])

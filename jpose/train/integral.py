@@ -222,6 +222,12 @@ class IntegralTrainer:
     """Crops (`record_keys`: recorded, or rendered by `render_eval`) -> (B, 17, 3)
     root-relative camera coordinates, mm."""
     joints = self.predict_crops(state, augment_lib.to_float_image(batch["image"]))
+    return self.crop_to_camera(joints, batch)
+
+  @staticmethod
+  def crop_to_camera(joints: jax.Array, batch: Batch) -> jax.Array:
+    """`predict_crops`' joints on the crops of `batch` (`record_keys`) -> (B, 17, 3)
+    root-relative camera coordinates, mm, with the batch's true root depth."""
     return heatmap.crop_to_camera(joints, batch["crop"], batch["root_depth"],
                                   batch["camera_f"], batch["camera_c"], skeleton.ROOT)
 
