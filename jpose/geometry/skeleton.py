@@ -1,7 +1,7 @@
 """Joint layouts used by jpose and the index maps between them.
 
 Everything downstream of the datasets works on the 17-joint Human3.6M subset. The other
-layouts (Stacked Hourglass / MPII-16, LSP-14, COCO-17) map onto it with `convert_joints`;
+layouts (Stacked Hourglass / MPII-16 detections, MPII annotations, LSP-14, COCO-17) map onto it with `convert_joints`;
 joints a layout lacks come out as NaN so no value is ever silently invented.
 """
 
@@ -59,6 +59,8 @@ H36M_17 = Skeleton(
 ROOT = 0
 NECK_NOSE = 9  # the one H36M-17 joint that 16-joint detectors (MPII order) lack.
 
+# The Stacked Hourglass detections' 16 joints as Martinez et al. name them (their h36m.zip):
+# MPII's order, with MPII's thorax called "Spine" and its upper neck "Thorax".
 MPII_16 = Skeleton(
     name="mpii_16",
     joint_names=("RAnkle", "RKnee", "RHip", "LHip", "LKnee", "LAnkle", "Pelvis", "Spine",
@@ -66,6 +68,16 @@ MPII_16 = Skeleton(
                  "LWrist"),
     parents=(1, 2, 6, 6, 3, 4, -1, 6, 7, 8, 11, 12, 8, 8, 13, 14),
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+)
+
+# MPII Human Pose's own annotation layout (Andriluka et al. 2014, mmpose's JSON order).
+MPII_ANNOTATION_16 = Skeleton(
+    name="mpii_annotation_16",
+    joint_names=("RAnkle", "RKnee", "RHip", "LHip", "LKnee", "LAnkle", "Pelvis", "MpiiThorax",
+                 "UpperNeck", "HeadTop", "RWrist", "RElbow", "RShoulder", "LShoulder",
+                 "LElbow", "LWrist"),
+    parents=MPII_16.parents,
+    flip_pairs=MPII_16.flip_pairs,
 )
 
 LSP_14 = Skeleton(
@@ -86,7 +98,14 @@ COCO_17 = Skeleton(
 )
 
 # For each H36M-17 joint, the index of the same joint in the source layout (-1: absent).
+# Stacked Hourglass detections (Martinez et al.'s convention): a lifter learns whatever the
+# detector calls each joint, so MPII's thorax may stand in for H36M's spine here.
 MPII_16_TO_H36M_17 = (6, 2, 1, 0, 3, 4, 5, 7, 8, -1, 9, 13, 14, 15, 12, 11, 10)
+# MPII annotations (Sun et al.'s `s_mpii_2_hm36_jt`, integral-human-pose's hm36.py): H36M's
+# spine is absent, its thorax is MPII's upper neck and its head MPII's head top. MPII's
+# thorax sits at the shoulders' midpoint, where H36M's spine does not: on Human3.6M ground
+# truth the spine is 197 mm from the shoulders' midpoint, 0.41 of the way to the hips.
+MPII_ANNOTATION_TO_H36M_17 = (6, 2, 1, 0, 3, 4, 5, -1, 8, -1, 9, 13, 14, 15, 12, 11, 10)
 LSP_14_TO_H36M_17 = (-1, 2, 1, 0, 3, 4, 5, -1, 12, -1, 13, 9, 10, 11, 8, 7, 6)
 COCO_17_TO_H36M_17 = (-1, 12, 14, 16, 11, 13, 15, -1, -1, 0, -1, 5, 7, 9, 6, 8, 10)
 

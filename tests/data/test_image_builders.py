@@ -267,6 +267,9 @@ def test_mpii_fixture_build(mpii_manual, tmp_path):
   np.testing.assert_allclose(first["joints_2d"][3], expected, atol=1e-3)
   for r in records.values():
     assert r["visible"][skeleton.NECK_NOSE] == 0 and np.isnan(r["joints_2d"][skeleton.NECK_NOSE]).all()
+    # MPII has no joint where H36M's spine is (its thorax is at the shoulders): absent.
+    spine = skeleton.H36M_17.joint_names.index("Spine")
+    assert r["visible"][spine] == 0 and np.isnan(r["joints_2d"][spine]).all()
     vis = r["visible"] > 0
     assert ((r["joints_2d"][vis] >= 0) & (r["joints_2d"][vis] <= 256)).all()
 

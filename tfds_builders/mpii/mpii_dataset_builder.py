@@ -2,8 +2,8 @@
 
 Reads mmpose's JSON conversion of the MPII annotations (`mpii_train.json`,
 `mpii_val.json`) and the images from `manual_dir`; the 16 MPII joints map onto H36M-17
-with `skeleton.MPII_16_TO_H36M_17` (the Stacked Hourglass layout; Neck/Nose stays
-absent). Missing or unreadable images are skipped, logged and listed in the metadata.
+with `skeleton.MPII_ANNOTATION_TO_H36M_17` (Sun et al.'s map: thorax from the upper neck,
+head from the head top; Spine and Neck/Nose stay absent). Missing or unreadable images are skipped, logged and listed in the metadata.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ SPLIT_FILES = {"train": "mpii_train.json", "validation": "mpii_val.json"}
 class Builder(tfds.core.GeneratorBasedBuilder):
   """MPII Human Pose (about 25k people in train), 16 joints."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release: 256 px crops, H36M-17 joints."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First release: 256 px crops, H36M-17 joints.",
+                   "1.1.0": "MPII's thorax no longer labels H36M's spine (issue 26): the "
+                            "annotations' own map, skeleton.MPII_ANNOTATION_TO_H36M_17."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download the MPII Human Pose images (human-pose.mpi-inf.mpg.de, `mpii_human_pose_v1.tar.gz`;
   BSD licence, research use) and mmpose's JSON annotations (`mpii_annotations.tar`, from the
@@ -60,4 +62,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, people, images):
     yield from image_records.examples_from_people(
-        people, images, skeleton.MPII_16_TO_H36M_17, "mpii", self.info.metadata)
+        people, images, skeleton.MPII_ANNOTATION_TO_H36M_17, "mpii", self.info.metadata)
