@@ -63,8 +63,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.joint_dropout = 0.0
   c.model.resnet_depth = 50  # Image models' ResNet backbone: 18, 34, 50 or 101 layers.
   # ImageNet weights for the backbone: a torchvision .pth or timm .safetensors file the
-  # user has ("": random init, torchvision's).
+  # user has ("" or "none": random init, torchvision's).
   c.model.pretrained = ""
+  # The config's published setting is ImageNet weights: an unset model.pretrained is an
+  # error rather than a silent random init ("none" trains from scratch on purpose).
+  c.model.pretrained_required = False
   c.model.depth_bins = 64  # Integral net: depth bins d of each joint's (d, h, w) volume.
   c.model.head_features = 256  # Integral net: channels of the deconv head's layers.
 

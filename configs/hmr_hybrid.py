@@ -8,7 +8,10 @@ the built-in body model (ANNY) and rendered bodies, so it runs anywhere:
   python -m jpose.main --config configs/hmr_hybrid.py --workdir /tmp/hmr \
       --config.body.model=smpl --config.body.path=/path/to/SMPL_NEUTRAL.pkl
 
-Variants: "tiny" (tests), "cpu" (ResNet-18 at 64 px, RESULTS.md's CPU runs).
+Variants: "tiny" (tests), "cpu" (ResNet-18 at 64 px from scratch, RESULTS.md's CPU
+runs). The full config's ResNet-50 starts from ImageNet weights, as HMR's: without
+--config.model.pretrained it stops with an error naming the field
+(--config.model.pretrained=none trains from scratch on purpose).
 """
 
 from configs import common
@@ -19,6 +22,7 @@ def get_config(variant: str = ""):
   c.hmr.kpr_weight = 1.0
   c.hmr.mr_weight = 1.0
   c.hmr.critic = True
+  c.model.pretrained_required = variant == ""
   if variant == "cpu":
     c.model.resnet_depth = 18
     c.data.crop_size = 64

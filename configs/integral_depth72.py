@@ -7,6 +7,10 @@ mixed with COCO and MPII. Its per-frame 2D and depth feed the depth TCN
       --config.data.name=h36m --config.data.manual_dir=/path/to/h36m \
       --config.data.images=h36m_images:train:2,coco_keypoints:train:1,mpii:train:1 \
       --config.model.pretrained=/path/to/resnet50-0676ba61.pth
+
+Without --config.model.pretrained the run stops with an error naming the field
+(--config.model.pretrained=none trains from scratch on purpose); the tiny variant starts
+from random init.
 """
 
 from configs import common
@@ -17,4 +21,5 @@ def get_config(variant: str = ""):
   if variant != "tiny":
     c.model.depth_bins = 72
   c.model.depth_range_mm = 1500.0
+  c.model.pretrained_required = variant != "tiny"
   return c

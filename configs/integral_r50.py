@@ -9,7 +9,10 @@ TPU; build the image records first with `python -m jpose.prepare`):
       --config.data.images=h36m_images:train:1,mpii:train:1 \
       --config.model.pretrained=/path/to/resnet50-0676ba61.pth
 
-Without --config.data.images it trains on people rendered at the poses of data.name:
+The ImageNet weights are part of the recipe: without --config.model.pretrained the run
+stops with an error naming the field; --config.model.pretrained=none trains from scratch
+on purpose. Without --config.data.images it trains on people rendered at the poses of
+data.name. The tiny variant (ResNet-18 at 64 px, a smoke run) starts from random init:
 
   python -m jpose.main --config configs/integral_r50.py:tiny --workdir /tmp/tiny  # smoke
 """
@@ -18,4 +21,6 @@ from configs import common
 
 
 def get_config(variant: str = ""):
-  return common.integral_config(variant)
+  c = common.integral_config(variant)
+  c.model.pretrained_required = variant != "tiny"
+  return c

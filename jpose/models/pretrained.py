@@ -298,6 +298,30 @@ def _replace(tree: Mapping, scope: Sequence[str], new) -> dict:
   return out
 
 
+# config.model.pretrained's value for "random init, on purpose" where a config's published
+# setting is ImageNet weights (config.model.pretrained_required).
+SCRATCH = "none"
+
+
+def weights_path(model_config) -> str:
+  """config.model -> the ImageNet weights file to load, or "" for random init.
+
+  "none" is random init on purpose. An unset path ("") is random init too, except where
+  the config's published setting is ImageNet weights (model.pretrained_required): then
+  it is an error that names the field, so a run cannot silently train from scratch.
+  """
+  path = model_config.pretrained
+  if path == SCRATCH:
+    return ""
+  if not path and model_config.get("pretrained_required", False):
+    raise ValueError(
+        "config.model.pretrained: unset, but this config's published setting is ImageNet "
+        "weights; pass --config.model.pretrained=/path/to/resnet50-0676ba61.pth "
+        "(torchvision's ResNet-50, or a timm .safetensors), or "
+        f"--config.model.pretrained={SCRATCH} to train from scratch on purpose")
+  return path
+
+
 def load_resnet(path: str, variables: Mapping, scope: Sequence[str] = ()) -> dict:
   """Returns `variables` with the ResNet at `scope` (e.g. ("backbone",)) replaced by the
   weights in `path`, a torchvision/timm ResNet state_dict (`.pth` or `.safetensors`).

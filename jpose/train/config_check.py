@@ -31,6 +31,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise KeyError(f"config.{path}: unknown field"
                      + (f"; did you mean config.{hint[0]}?" if hint else ""))
   from jpose.data import datasets, image_records, lifter_inputs, pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.models import pretrained  # pylint: disable=g-import-not-at-top
   from jpose.models import registry  # pylint: disable=g-import-not-at-top
   from jpose.train import registry as trainer_registry  # pylint: disable=g-import-not-at-top
   from jpose.models import resnet  # pylint: disable=g-import-not-at-top
@@ -83,8 +84,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.data.crop_size: must be a multiple of 32 (the ResNet's "
                      f"stride), got {config.data.crop_size}")
   integral.parse_sources(config.data.images)
-  if config.model.pretrained and not os.path.isfile(config.model.pretrained):
-    raise FileNotFoundError(f"config.model.pretrained: no file at {config.model.pretrained}")
+  weights = pretrained.weights_path(config.model)  # unset where required: a named error.
+  if weights and not os.path.isfile(weights):
+    raise FileNotFoundError(f"config.model.pretrained: no file at {weights}")
   k = config.train.steps_per_dispatch
   for field in ("num_steps", "log_every", "checkpoint_every", "eval_every"):
     if config.train[field] % k:

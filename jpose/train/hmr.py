@@ -242,9 +242,9 @@ class HmrTrainer:
     net = self.models["net"]
     variables = net.init(k_net, jnp.zeros((1, self.size, self.size, 3), jnp.float32),
                          self.mean_theta, train=False)
-    if self.config.model.pretrained:
-      variables = pretrained.load_resnet(self.config.model.pretrained, variables,
-                                         scope=("backbone",))
+    weights = pretrained.weights_path(self.config.model)
+    if weights:
+      variables = pretrained.load_resnet(weights, variables, scope=("backbone",))
     params = {"net": variables["params"]}
     batch_stats = {"net": variables["batch_stats"]}
     if "critic" in self.models:

@@ -134,10 +134,10 @@ class IntegralTrainer:
     model = self.models["net"]
     variables = model.init(rng, jnp.zeros((1, self.size, self.size, 3), jnp.float32),
                            train=False)
-    if self.config.model.pretrained:
+    weights = pretrained.weights_path(self.config.model)
+    if weights:
       # Read at trace time: the ImageNet weights enter the compiled init as constants.
-      variables = pretrained.load_resnet(self.config.model.pretrained, variables,
-                                         scope=("backbone",))
+      variables = pretrained.load_resnet(weights, variables, scope=("backbone",))
     params = {"net": variables["params"]}
     return state_lib.TrainState(
         step=jnp.zeros((), jnp.int32), params=params,

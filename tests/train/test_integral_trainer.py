@@ -96,11 +96,32 @@ def test_bad_image_fields_are_named(tiny_config, section, field, value, error, m
     config_check.validate(config)
 
 
+@pytest.mark.parametrize("name", ["integral_r50", "integral_depth72", "hmr_hybrid"])
+def test_imagenet_configs_stop_without_their_weights(name, tfds_dir):
+  """A config whose published setting is ImageNet weights does not silently train from
+  scratch: an unset model.pretrained is a named error, before data or model; "none" is
+  scratch on purpose (and loads nothing)."""
+  config = configs.load(name)
+  config.data.data_dir = tfds_dir
+  with pytest.raises(ValueError, match=r"config\.model\.pretrained: unset.*=none"):
+    config_check.validate(config)
+  if name.startswith("integral"):
+    with pytest.raises(ValueError, match=r"config\.model\.pretrained: unset"):
+      jax.eval_shape(integral.IntegralTrainer(
+          config, pipeline.NormStats(*[np.zeros(1)] * 4), 100).init, jax.random.key(0))
+  config.model.pretrained = "none"
+  config_check.validate(config)
+  # The runnable variants a person tries first stay runnable.
+  for variant in ("integral_r50:tiny", "integral_seed002", "integral_r18_cpu", "hmr_hybrid:cpu"):
+    config_check.validate(configs.load(variant))
+
+
 @pytest.mark.parametrize("name,params", [
     ("integral_r50", 34_274_944), ("integral_depth72", 34_309_896),
     ("integral_r18_cpu", 12_820_320)])
 def test_parameter_counts(name, params):
   config = configs.load(name)
+  config.model.pretrained = "none"  # random init on purpose: shapes only.
   trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
   shapes = jax.eval_shape(trainer.init, jax.random.key(0))
   assert sum(x.size for x in jax.tree.leaves(shapes.params)) == params
