@@ -39,8 +39,10 @@ def base_config() -> ml_collections.ConfigDict:
   # "h36m_images:train:1,mpii:train:1" for Sun et al.'s 50/50 mix.
   c.data.images = ""
   c.data.crop_size = 256  # Side of image models' square person crop, pixels (x16).
-  # Image augmentation preset (jpose.data.augment): "seed_002" (Sun et al.'s geometry plus
-  # seed 002's colour jitter), "geometric_only" or "none".
+  # Image augmentation preset (jpose.data.augment): "seed_002" (seed 002's imgaug pipeline:
+  # uniform shift, per-axis scale and rotation, mirror, colour jitter), "sun_2018" (Sun et
+  # al.'s own: isotropic zoom, Gaussian rotation 60% of the time, mirror, channel gains),
+  # "geometric_only" (seed_002 without colour) or "none".
   c.data.augment = "seed_002"
 
   c.model = ml_collections.ConfigDict()

@@ -23,4 +23,5 @@ from configs import common
 def get_config(variant: str = ""):
   c = common.integral_config(variant)
   c.model.pretrained_required = variant != "tiny"
+  c.data.augment = "sun_2018"  # Sun et al.'s augmentation, as their code draws it.
   return c

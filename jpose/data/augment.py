@@ -1,13 +1,24 @@
 """Image augmentation on the device: one random affine plus colour jitter per example.
 
 `augment(batch, key, params)` runs inside the jitted train step over the image batch dict
-of the image conventions (image, joints_2d, visible, pose_3d, crop, ...). The default
-`AugmentParams` reproduce seed 002's imgaug pipeline (Sun et al. 2018's geometry):
-translate +-5 %, per-axis scale 0.75-1.25, rotate +-30 deg and horizontal flip, composed
-into one affine and resampled once, and `AddToHueAndSaturation((-60, 60))`,
-`LinearContrast((0.7, 1.3))` and `Multiply((0.5, 1.5), per_channel=True)`, in float on
-[0, 1] instead of uint8 (so without imgaug's rounding to whole grey levels after each op)
-and before the resampling (see `augment_example`).
+of the image conventions (image, joints_2d, visible, pose_3d, crop, ...). Two presets:
+
+- `SEED_002` (the default `AugmentParams`): seed 002's imgaug pipeline, translate +-5 %,
+  per-axis scale 0.75-1.25 drawn uniformly, rotate uniformly within +-30 deg on every
+  image and horizontal flip, composed into one affine and resampled once, and
+  `AddToHueAndSaturation((-60, 60))`, `LinearContrast((0.7, 1.3))` and
+  `Multiply((0.5, 1.5), per_channel=True)`, in float on [0, 1] instead of uint8 (so
+  without imgaug's rounding to whole grey levels after each op) and before the
+  resampling (see `augment_example`). It is not Sun et al.'s: seed 002 passed imgaug
+  `translate_percent=0.05`, a single number, which imgaug applies as a fixed +5 % shift
+  right and down on every image, not a uniform draw within +-5 % as here.
+- `SUN_2018`: Sun et al.'s own (integral-human-pose's `do_augmentation` with the yaml's
+  scale_factor 0.25, rot_factor 30, color_factor 0.2): no shift; an isotropic zoom whose
+  window is 1 + 0.25 clip(N(0, 1), -1, 1) times the box (the content scaled by its
+  inverse, 0.8-1.33); with probability 0.6 a rotation of 30 clip(N(0, 1), -2, 2) degrees
+  (sigma 30, clipped to +-60), else none; a mirror with probability 0.5; each RGB channel
+  times U(0.8, 1.2); and the root-relative depth target divided by the window's scale, as
+  Sun's patch labels do (z / (rect_3d_width * scale)).
 """
 
 from __future__ import annotations
@@ -36,7 +47,8 @@ class AugmentParams:
   from the compiled step rather than multiplying by an identity.
   """
 
-  # Shift of the crop content, uniform in +-translate x crop size, per axis.
+  # Shift of the crop content, uniform in +-translate x crop size, per axis. (Seed 002's
+  # imgaug translate_percent=0.05 was a fixed +5 % shift; see the module docstring.)
   translate: float | None = 0.05
   # Scale factors, uniform in [lo, hi] independently for x and y (imgaug's
   # scale={"x": ..., "y": ...}); 3D targets are left alone (a zoom is not a 3D change).
@@ -44,6 +56,17 @@ class AugmentParams:
   # In-plane rotation about the crop centre, uniform in +-rotate degrees; the
   # camera-frame 3D pose turns with it about the optical axis.
   rotate: float | None = 30.0
+  # "uniform" (within +-rotate) or "gaussian" (Sun et al.: sigma = rotate, clipped to
+  # +-2 rotate), drawn with probability rotate_probability (else no rotation).
+  rotate_distribution: str = "uniform"
+  rotate_probability: float = 1.0
+  # Sun et al.'s zoom, instead of `scale` (set that to None): the sampled window is
+  # s = 1 + scale_factor * clip(N(0, 1), -1, 1) times the box, the same on both axes, so
+  # the content scales by 1 / s.
+  scale_factor: float | None = None
+  # Divide the root-relative 3D pose (the depth target) by the window scale s, as Sun et
+  # al.'s labels do: the zoomed person reads as a person 1 / s times the size.
+  scale_depth: bool = False
   # Probability of a horizontal mirror (with left/right joint labels swapped).
   flip_probability: float = 0.5
   # imgaug AddToHueAndSaturation value range, integers in [-255, 255]: hue moves by
@@ -77,12 +100,24 @@ class AugmentParams:
     if not 0.0 <= self.flip_probability <= 1.0:
       raise ValueError(f"AugmentParams.flip_probability must be in [0, 1], got "
                        f"{self.flip_probability}")
+    if not 0.0 <= self.rotate_probability <= 1.0:
+      raise ValueError(f"AugmentParams.rotate_probability must be in [0, 1], got "
+                       f"{self.rotate_probability}")
+    if self.rotate_distribution not in ("uniform", "gaussian"):
+      raise ValueError(f"AugmentParams.rotate_distribution must be 'uniform' or 'gaussian', "
+                       f"got {self.rotate_distribution!r}")
+    if self.scale is not None and self.scale_factor is not None:
+      raise ValueError("AugmentParams: scale (per-axis uniform) and scale_factor (Sun et "
+                       "al.'s isotropic zoom) are two ways to zoom; set one to None")
+    if self.scale_factor is not None and not 0.0 <= self.scale_factor < 1.0:
+      raise ValueError(f"AugmentParams.scale_factor must be in [0, 1), got {self.scale_factor}")
 
   @property
   def geometric(self) -> bool:
     """Whether any geometric op is on (then the image is resampled once)."""
     return (self.translate is not None or self.scale is not None
-            or self.rotate is not None or self.flip_probability > 0)
+            or self.scale_factor is not None or self.rotate is not None
+            or self.flip_probability > 0)
 
 
 SEED_002 = AugmentParams()
@@ -90,6 +125,10 @@ NONE = AugmentParams(translate=None, scale=None, rotate=None, flip_probability=0
                      hue_saturation=None, contrast=None, brightness=None)
 GEOMETRIC_ONLY = dataclasses.replace(SEED_002, hue_saturation=None, contrast=None,
                                      brightness=None)
+SUN_2018 = AugmentParams(translate=None, scale=None, scale_factor=0.25, scale_depth=True,
+                         rotate=30.0, rotate_distribution="gaussian", rotate_probability=0.6,
+                         flip_probability=0.5, hue_saturation=None, contrast=None,
+                         brightness=(0.8, 1.2))
 
 
 def sample_params(key, params: AugmentParams) -> dict[str, jnp.ndarray]:
@@ -102,6 +141,9 @@ def sample_params(key, params: AugmentParams) -> dict[str, jnp.ndarray]:
   if params.scale is not None:
     out["scale"] = jax.random.uniform(keys["scale"], (2,), minval=params.scale[0],
                                       maxval=params.scale[1])
+  elif params.scale_factor is not None:  # Sun et al.: the window's scale s, content 1 / s.
+    window = 1.0 + params.scale_factor * jnp.clip(jax.random.normal(keys["scale"], ()), -1, 1)
+    out["scale"] = jnp.full((2,), 1.0 / window)
   else:
     out["scale"] = jnp.ones((2,))
   if params.translate is not None:
@@ -110,8 +152,15 @@ def sample_params(key, params: AugmentParams) -> dict[str, jnp.ndarray]:
   else:
     out["translate"] = jnp.zeros((2,))
   if params.rotate is not None:
-    out["angle"] = jnp.deg2rad(jax.random.uniform(
-        keys["angle"], (), minval=-params.rotate, maxval=params.rotate))
+    k_angle, k_apply = jax.random.split(keys["angle"])
+    if params.rotate_distribution == "gaussian":
+      degrees = params.rotate * jnp.clip(jax.random.normal(k_angle, ()), -2.0, 2.0)
+    else:
+      degrees = jax.random.uniform(k_angle, (), minval=-params.rotate, maxval=params.rotate)
+    if params.rotate_probability < 1.0:
+      degrees = jnp.where(jax.random.uniform(k_apply, ()) < params.rotate_probability,
+                          degrees, 0.0)
+    out["angle"] = jnp.deg2rad(degrees)
   else:
     out["angle"] = jnp.zeros(())
   out["flip"] = jax.random.bernoulli(keys["flip"], params.flip_probability)
@@ -278,6 +327,8 @@ def augment_example(example: dict[str, Any], key, params: AugmentParams = SEED_0
       pose = example["pose_3d"]
       # Mirror first, then turn: crop_transform applies its mirror before the rotation.
       pose = jnp.where(flip, (pose * jnp.array([-1.0, 1.0, 1.0]))[perm], pose)
+      if params.scale_depth:  # the content's zoom 1 / s (isotropic), as Sun's z / s.
+        pose = pose * draw["scale"][0]
       out["pose_3d"] = rotate_about_optical_axis(pose, draw["angle"])
     if "crop" in example:
       out["crop"] = (matrix @ jnp.concatenate(

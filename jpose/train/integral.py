@@ -39,6 +39,7 @@ from jpose.train import state as state_lib
 Batch = dict[str, jax.Array]
 
 AUGMENT_PRESETS = {"seed_002": augment_lib.SEED_002,
+                   "sun_2018": augment_lib.SUN_2018,
                    "geometric_only": augment_lib.GEOMETRIC_ONLY,
                    "none": augment_lib.NONE}
 # The fields of an image batch that augmentation moves and the losses read.

@@ -329,3 +329,48 @@ def test_params_from_a_config_and_bad_ranges():
 
 def test_measure_throughput_runs():
   assert augment.measure_throughput(size=16, batch=2, repeats=1) > 0
+
+
+def test_sun_2018_draws_as_integral_human_pose_does():
+  """SUN_2018 against integral-human-pose's do_augmentation (scale_factor 0.25,
+  rot_factor 30, rot_aug_rate 0.6, flip 0.5, color_factor 0.2), on 20,000 draws: no
+  shift; one isotropic window scale s = 1 + 0.25 clip(N, -1, 1) (content 1 / s); no
+  rotation 40% of the time, else 30 clip(N, -2, 2) degrees; per-channel U(0.8, 1.2)."""
+  n = 20_000
+  draws = jax.vmap(lambda k: augment.sample_params(k, augment.SUN_2018))(
+      jax.random.split(jax.random.key(26), n))
+  draws = {k: np.asarray(v) for k, v in draws.items()}
+  np.testing.assert_array_equal(draws["translate"], 0.0)
+  np.testing.assert_array_equal(draws["scale"][:, 0], draws["scale"][:, 1])
+  window = 1.0 / draws["scale"][:, 0]
+  assert window.min() >= 0.75 - 1e-6 and window.max() <= 1.25 + 1e-6
+  # clip(N, -1, 1) sits on a bound with probability 2 (1 - Phi(1)) = 0.317.
+  assert abs(np.mean(np.abs(window - 1.0) > 0.25 - 1e-5) - 0.317) < 0.015
+  degrees = np.rad2deg(draws["angle"])
+  rotated = degrees != 0.0
+  assert abs(rotated.mean() - 0.6) < 0.015
+  assert np.abs(degrees).max() <= 60.0 + 1e-4
+  # clip(N, -2, 2): 4.55% on a bound; std 30 x 0.939 = 28.2 degrees.
+  assert abs(np.mean(np.abs(degrees[rotated]) > 60.0 - 1e-3) - 0.0455) < 0.008
+  reference = 30.0 * np.clip(np.random.default_rng(0).normal(size=10**6), -2, 2)
+  assert abs(degrees[rotated].std() - reference.std()) < 0.6
+  assert abs(draws["flip"].mean() - 0.5) < 0.015
+  assert draws["brightness"].min() >= 0.8 and draws["brightness"].max() <= 1.2
+  np.testing.assert_array_equal(draws["hue_saturation"], 0)
+  np.testing.assert_array_equal(draws["contrast"], 1.0)
+
+
+def test_sun_2018_depth_target_follows_the_zoom():
+  """Sun et al.'s labels divide the root-relative depth by the window scale s: the
+  augmented pose_3d is the input's times the content zoom 1 / s (rotation about the
+  optical axis leaves z alone)."""
+  size, depth = 32, 250.0
+  batch = _batch(np.zeros((size, size, 3), np.uint8), _grid_joints(size, 4.0), 8,
+                 pose_3d=np.full((17, 3), depth, np.float32))
+  key = jax.random.key(3)
+  out = _augment(batch, key, augment.SUN_2018)
+  zoom = jax.vmap(lambda k: augment.sample_params(k, augment.SUN_2018)["scale"][0])(
+      jax.random.split(key, 8))
+  np.testing.assert_allclose(np.asarray(out["pose_3d"])[..., 2],
+                             depth * np.asarray(zoom)[:, None] * np.ones((8, 17)), rtol=1e-5)
+  assert np.ptp(np.asarray(zoom)) > 0.01  # the draws do zoom

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import configs
+from jpose.data import augment
 from jpose.data import pipeline
 from jpose.losses import integral as integral_losses
 from jpose.train import checkpointing
@@ -114,6 +115,11 @@ def test_imagenet_configs_stop_without_their_weights(name, tfds_dir):
   # The runnable variants a person tries first stay runnable.
   for variant in ("integral_r50:tiny", "integral_seed002", "integral_r18_cpu", "hmr_hybrid:cpu"):
     config_check.validate(configs.load(variant))
+
+
+def test_integral_r50_augments_as_sun_et_al():
+  assert configs.load("integral_r50").data.augment == "sun_2018"
+  assert integral.AUGMENT_PRESETS["sun_2018"] is augment.SUN_2018
 
 
 @pytest.mark.parametrize("name,params", [
