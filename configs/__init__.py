@@ -17,3 +17,10 @@ def load(spec: str) -> ml_collections.ConfigDict:
   except ModuleNotFoundError as e:
     raise ValueError(f"no config named '{module_name}' in configs/") from e
   return module.get_config(variant)
+
+
+def names() -> list[str]:
+  """Every experiment config in configs/ (files with get_config), sorted."""
+  folder = os.path.dirname(os.path.abspath(__file__))
+  return sorted(os.path.splitext(f)[0] for f in os.listdir(folder)
+                if f.endswith(".py") and f not in ("__init__.py", "common.py"))

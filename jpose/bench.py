@@ -19,9 +19,10 @@ backward pass of a ResNet integral pose net (what a trainer's step costs, withou
 optimizer), to set the others against.
 
 With --json, prints one JSON line: config, dtype, params, batch_size, steps_per_dispatch,
-compile_s, step_ms (median), samples_per_s, flops_per_step (XLA cost analysis),
-tflops_per_s, mfu (achieved / the device's peak for the dtype, null where the peak is not
-in PEAK_TFLOPS), peak_memory_bytes (null where the backend does not report it),
+compile_s, step_ms (median), samples_per_s, flops_per_step and flops_per_sample (counted
+from the step's jaxpr by `jpose.flops`: the same on every device), xla_flops (XLA's cost
+analysis, which on a GPU misses the cuDNN and cuBLAS calls), tflops_per_s, mfu (achieved
+/ the device's peak for the dtype, null where the peak is not in PEAK_TFLOPS), peak_memory_bytes (null where the backend does not report it),
 device_kind, device_count; with --profile DIR also profile_top_ops, [op, ms per step,
 share of op time] from a jax.profiler trace.
 """
@@ -44,7 +45,9 @@ import numpy as np
 import optax
 
 import configs
+from jpose import compile_cache
 from jpose import export
+from jpose import flops as flop_count
 from jpose.body import lbs
 from jpose.data import augment
 from jpose.data import image_pipeline
@@ -110,34 +113,51 @@ def random_batch(shapes: dict, num_frames: int, rng: np.random.Generator) -> dic
 
 
 def op_time_summary(trace_dir: str, steps: int, top: int = 8) -> list[list]:
-  """[op kind, ms per step, share of op time] for the `top` kinds of op (names without
-  their ".N" suffix, e.g. all "ynn_fusion.N" dot fusions together) of the perfetto trace
-  that `jax.profiler.trace(trace_dir, create_perfetto_trace=True)` wrote over `steps`
-  steps. Kept are the compiled program's ops (XLA thunks on CPU, kernels on GPU); Python
-  frames and runtime bookkeeping (names with '::', the dispatch itself) are left out."""
+  """[op kind, ms per step, share of op time] for the `top` kinds of op of the perfetto
+  trace that `jax.profiler.trace(trace_dir, create_perfetto_trace=True)` wrote over
+  `steps` steps.
+
+  Where the trace has a device (a GPU's or TPU's `/device:` process), only the kernels on
+  its streams count: the host's dispatch events (`PJRT_LoadedExecutable_Execute`,
+  `cuGraphLaunch`, a `while` thunk) overlap them and measure nothing of the device. On a
+  CPU the compiled program's thunks count, without Python frames and runtime bookkeeping
+  (names with '::', the dispatch itself). Names lose their ".N" suffix (dot.4, dot.7 ->
+  dot); long kernel names are cut to 100 characters."""
   paths = glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
   if not paths:
     raise FileNotFoundError(f"no perfetto_trace.json.gz under {trace_dir}")
   with gzip.open(max(paths, key=os.path.getmtime)) as f:
     trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
-  python_threads = {e.get("tid") for e in events if e.get("ph") == "M"
-                    and e.get("name") == "thread_name" and e["args"].get("name") == "python"}
+  meta = [e for e in events if e.get("ph") == "M"]
+  device_pids = {e.get("pid") for e in meta if e.get("name") == "process_name"
+                 and re.search(r"/device:(GPU|TPU)", str(e["args"].get("name", "")))}
+  threads = {(e.get("pid"), e.get("tid")): str(e["args"].get("name", "")) for e in meta
+             if e.get("name") == "thread_name"}
+  # A device's streams (GPU) or its op line (TPU); its other lines repeat the same time.
+  streams = {key for key, name in threads.items() if key[0] in device_pids
+             and re.search(r"Stream|XLA Ops", name)}
   totals = collections.Counter()
   for e in events:
-    name = e.get("name", "")
-    if (e.get("ph") != "X" or e.get("tid") in python_threads or name.startswith("$")
-        or "::" in name or name.startswith(("PjitFunction", "Handle inputs", "Allocate"))):
+    name, where = e.get("name", ""), (e.get("pid"), e.get("tid"))
+    if e.get("ph") != "X":
       continue
-    totals[re.sub(r"\.\d+$", "", name)] += e.get("dur", 0.0)  # dot.4, dot.7 -> dot
+    if device_pids:
+      if e.get("pid") not in device_pids or (streams and where not in streams):
+        continue
+    elif (threads.get(where) == "python" or name.startswith("$") or "::" in name
+          or name.startswith(("PjitFunction", "Handle inputs", "Allocate"))):
+      continue
+    totals[re.sub(r"\.\d+$", "", name)[:100]] += e.get("dur", 0.0)
   whole = sum(totals.values()) or 1.0
   return [[name, round(us / 1e3 / steps, 3), round(us / whole, 3)]
           for name, us in totals.most_common(top)]
 
 
-def _compiled_train_step(config, batch_size: int):
-  """The config's train dispatch compiled on random batches of `batch_size`: (compiled,
-  state, batch, resident, trainer, compile seconds)."""
+def _train_step_inputs(config, batch_size: int, abstract: bool = False):
+  """The config's train dispatch and its inputs on random batches of `batch_size`:
+  (jitted dispatch, state, batch, resident, trainer). With `abstract`, the state and
+  batch are shapes only (`jax.ShapeDtypeStruct`), for lowering without running."""
   config_check.validate(config)
   sharding.check_batch_size(batch_size)
   k = config.train.steps_per_dispatch
@@ -146,26 +166,67 @@ def _compiled_train_step(config, batch_size: int):
   trainer = registry.build(config, norm, num_train_frames=data.num_frames)
   mesh = sharding.make_mesh()
   resident = sharding.replicate(mesh, trainer.resident_data(data))
+  state_shapes = jax.eval_shape(trainer.init, jax.random.key(0))
+  state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), state_shapes)
+  step_fn = jax.jit(loop.multi_step(trainer.train_step, k),
+                    out_shardings=(state_sharding, sharding.replicated(mesh)), donate_argnums=0)
+  if abstract:
+    batch = {key: jax.ShapeDtypeStruct((k,) + spec.shape, spec.dtype)
+             for key, spec in trainer.batch_shapes(batch_size).items()}
+    return step_fn, state_shapes, batch, resident, trainer
   rng = np.random.default_rng(0)
   batch = [random_batch(trainer.batch_shapes(batch_size), data.num_frames, rng)
            for _ in range(k)]
   batch = sharding.to_global(mesh, {key: np.stack([b[key] for b in batch]) for key in batch[0]},
                              stacked=True)
-  state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh),
-                                jax.eval_shape(trainer.init, jax.random.key(0)))
   state = jax.jit(trainer.init, out_shardings=state_sharding)(jax.random.key(config.seed))
-  step_fn = jax.jit(loop.multi_step(trainer.train_step, k),
-                    out_shardings=(state_sharding, sharding.replicated(mesh)), donate_argnums=0)
+  return step_fn, state, batch, resident, trainer
+
+
+def lower_train_step(config, batch_size: int, platform: str):
+  """The config's train dispatch lowered for `platform` ("cuda", "rocm", "tpu", "cpu")
+  on any machine: what that backend would compile, without its hardware."""
+  step_fn, state, batch, resident, _ = _train_step_inputs(config, batch_size, abstract=True)
+  return step_fn.trace(state, batch, resident).lower(lowering_platforms=(platform,))
+
+
+def compile_cold_and_warm(lowered, cache_dir: str) -> tuple[float, float]:
+  """Seconds to compile `lowered` cold (into an empty persistent cache at cache_dir) and
+  warm (from that cache, as a rerun would, after JAX's in-memory caches are cleared)."""
+  compile_cache.enable(cache_dir, min_compile_time_s=0.0)
   t0 = time.perf_counter()
-  compiled = step_fn.lower(state, batch, resident).compile()
-  return compiled, state, batch, resident, trainer, time.perf_counter() - t0
+  lowered.compile()
+  cold = time.perf_counter() - t0
+  jax.clear_caches()
+  t0 = time.perf_counter()
+  lowered.compile()
+  return cold, time.perf_counter() - t0
 
 
-def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = None) -> dict:
+def _compiled_train_step(config, batch_size: int, compile_cache_dir: str | None = None):
+  """The config's train dispatch compiled on random batches of `batch_size`: (compiled,
+  state, batch, resident, trainer, compile seconds, warm compile seconds or None). With
+  compile_cache_dir, the compile is timed cold and warm (`compile_cold_and_warm`)."""
+  step_fn, state, batch, resident, trainer = _train_step_inputs(config, batch_size)
+  lowered = step_fn.lower(state, batch, resident)
+  warm = None
+  if compile_cache_dir:
+    cold, warm = compile_cold_and_warm(lowered, compile_cache_dir)
+  t0 = time.perf_counter()
+  compiled = lowered.compile()
+  if not compile_cache_dir:
+    cold = time.perf_counter() - t0
+  return compiled, state, batch, resident, trainer, cold, warm
+
+
+def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = None,
+              compile_cache_dir: str | None = None) -> dict:
   """Times train.steps_per_dispatch steps per dispatch; step_ms is per step. With
-  profile_dir, also traces 5 more dispatches there and summarises their ops."""
+  profile_dir, also traces 5 more dispatches there and summarises their ops. With
+  compile_cache_dir, also times a warm compile from a persistent cache there."""
   k = config.train.steps_per_dispatch
-  compiled, state, batch, resident, trainer, compile_s = _compiled_train_step(config, batch_size)
+  compiled, state, batch, resident, trainer, compile_s, warm_s = _compiled_train_step(
+      config, batch_size, compile_cache_dir)
   for _ in range(3):  # warm-up
     state, metrics = compiled(state, batch, resident)
   jax.block_until_ready(metrics)
@@ -177,11 +238,12 @@ def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = Non
     times.append((time.perf_counter() - t0) / k)
   step_s = statistics.median(times)
   params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  # XLA's cost analysis counts a loop body once, whatever its trip count: take the FLOPs
-  # of one step from the single-step program.
   single = jax.tree.map(lambda b: b[0], batch)
-  flops = _flops(compiled if k == 1 else
-                 jax.jit(trainer.train_step).lower(state, single, resident).compile())
+  flops = train_step_flops(trainer, state, single, resident)
+  # XLA's cost analysis counts a loop body once, whatever its trip count: take its FLOPs
+  # of one step from the single-step program. It misses cuDNN/cuBLAS calls on a GPU.
+  xla_flops = _flops(compiled if k == 1 else
+                     jax.jit(trainer.train_step).lower(state, single, resident).compile())
   memory = jax.devices()[0].memory_stats() or {}
   device_kind = jax.devices()[0].device_kind
   tflops = flops / step_s / 1e12 if flops else None
@@ -195,9 +257,12 @@ def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = Non
     profile = op_time_summary(profile_dir, 5 * k)
   return {"config": None, "dtype": config.train.compute_dtype, "params": params,
           "batch_size": batch_size, "steps_per_dispatch": k,
-          "compile_s": round(compile_s, 3), "step_ms": round(step_s * 1e3, 3),
+          "compile_s": round(compile_s, 3),
+          **({"compile_warm_s": round(warm_s, 3)} if warm_s is not None else {}),
+          "step_ms": round(step_s * 1e3, 3),
           "samples_per_s": round(batch_size / step_s, 1),
-          "flops_per_step": flops,
+          "flops_per_step": flops, "flops_per_sample": round(flops / batch_size),
+          "xla_flops": xla_flops,
           "tflops_per_s": round(tflops, 4) if tflops else None,
           "mfu": round(tflops / (peak * jax.device_count()), 4) if tflops and peak else None,
           "peak_memory_bytes": memory.get("peak_bytes_in_use"),
@@ -456,6 +521,12 @@ def benchmark_exported(config, steps: int) -> dict:
   return result
 
 
+def train_step_flops(trainer, state, batch, resident) -> int:
+  """FLOPs of one train step, counted from its jaxpr (`jpose.flops`): the same on every
+  device, unlike XLA's cost analysis, which skips cuDNN and cuBLAS calls on a GPU."""
+  return flop_count.count(trainer.train_step, state, batch, resident).total
+
+
 def _flops(compiled) -> int | None:
   """FLOPs of one compiled step from XLA's cost analysis (None where unavailable)."""
   analysis = compiled.cost_analysis()
@@ -495,6 +566,13 @@ def _define_flags() -> None:
   flags.DEFINE_string("profile", None, "Trace 5 more dispatches into this folder with "
                       "jax.profiler and add the top ops' time per step to the result.")
   flags.DEFINE_bool("json", False, "Print one JSON line instead of a sentence.")
+  flags.DEFINE_enum("suite", None, ["gpu"], "Run a whole suite of targets "
+                    "(jpose.bench_suite) instead of one benchmark.")
+  flags.DEFINE_bool("tiny", False, "--suite: the same rows with tiny configs (a CPU).")
+  flags.DEFINE_string("out", None, "--suite: append each row's JSON to this file.")
+  flags.DEFINE_float("budget_s", None, "--suite: rows that would start after this many "
+                     "seconds are skipped (default 480, or 600 with --tiny).")
+  flags.DEFINE_string("rows", None, "--suite: only these rows (comma-separated names).")
 
 
 def benchmark_image_model(model: str, batch_size: int, steps: int) -> dict:
@@ -513,6 +591,10 @@ def benchmark_image_model(model: str, batch_size: int, steps: int) -> dict:
 def main(argv):
   del argv
   f = flags.FLAGS
+  if f.suite:
+    from jpose import bench_suite  # pylint: disable=import-outside-toplevel  # it imports bench
+    bench_suite.main(f.tiny, f.out, f.budget_s, f.rows)
+    return
   if f.model in IMAGE_MODELS:
     result = benchmark_image_model(f.model, f["batch-size"].value or 32, f.steps)
     result["device_kind"] = jax.devices()[0].device_kind

@@ -48,6 +48,24 @@ def imagenet_normalize(images: jax.Array) -> jax.Array:
   return (images.astype(jnp.float32) - mean) / std
 
 
+def conv_nhwc(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
+  """The standard op: (B, H, W, C) * (k, k, C, F) with stride and symmetric padding."""
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def per_platform(*args, cpu, default):
+  """`cpu(*args)` where the program is lowered for XLA:CPU, `default(*args)` everywhere
+  else (GPU, TPU), chosen per lowering platform by `jax.lax.platform_dependent`.
+
+  The CPU kernels below were measured faster on XLA:CPU only. On a GPU they turn cuDNN
+  convolutions into reshaped dots, which crashed XLA:GPU's Triton GEMM fuser (H200,
+  jax 0.11.2); so every other backend compiles the standard convolution. Lowering for
+  "cuda" on a CPU machine shows exactly what a GPU compiles.
+  """
+  return jax.lax.platform_dependent(*args, cpu=cpu, default=default)
+
+
 @jax.custom_vjp
 def pointwise_matmul(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
   """(..., C) @ (C, F) [+ (F,)] -> (..., F): a 1x1 conv's product, whose gradients are
@@ -81,11 +99,12 @@ pointwise_matmul.defvjp(_pointwise_fwd, _pointwise_bwd)
 
 
 class Pointwise(nn.Module):
-  """A 1x1 conv (stride s: every s-th row and column) as `pointwise_matmul`:
-  (B, H, W, C) -> (B, ceil(H/s), ceil(W/s), features). Its parameters are nn.Conv's
-  ("kernel" (1, 1, C, features), optional "bias"), so checkpoints and
-  `jpose.models.pretrained` see a conv. XLA:CPU lowers nn.Conv's 1x1 weight gradient as
-  a convolution whose window is the whole feature map; `pointwise_matmul` has the numbers.
+  """A 1x1 conv (stride s: every s-th row and column): (B, H, W, C) ->
+  (B, ceil(H/s), ceil(W/s), features). Its parameters are nn.Conv's ("kernel"
+  (1, 1, C, features), optional "bias"), so checkpoints and `jpose.models.pretrained` see
+  a conv. On XLA:CPU it is `pointwise_matmul` (XLA:CPU lowers nn.Conv's 1x1 weight
+  gradient as a convolution whose window is the whole feature map); elsewhere the
+  standard convolution (`per_platform`).
   """
 
   features: int
@@ -99,12 +118,13 @@ class Pointwise(nn.Module):
     kernel = self.param("kernel", self.kernel_init, (1, 1, x.shape[-1], self.features),
                         jnp.float32)
     dtype = self.dtype or x.dtype
-    if self.stride > 1:
-      x = x[:, ::self.stride, ::self.stride]
     bias = (self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
             if self.use_bias else None)
-    return pointwise_matmul(x.astype(dtype), kernel[0, 0].astype(dtype),
-                            None if bias is None else bias.astype(dtype))
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
+    s = self.stride
+    y = per_platform(x, kernel, cpu=lambda x, k: pointwise_matmul(x[:, ::s, ::s], k[0, 0], None),
+                     default=lambda x, k: conv_nhwc(x, k, s, 0))
+    return y if bias is None else y + bias.astype(dtype)
 
 
 # Convolutions with at most this many output positions run as one im2col matmul.
@@ -115,9 +135,9 @@ class Conv(nn.Module):
   """A bias-free k x k conv with PyTorch's symmetric padding (k - 1) // 2, and nn.Conv's
   parameter ("kernel" (k, k, C, features)).
 
-  Small outputs (at most `IM2COL_MAX_POSITIONS` positions, e.g. ResNet's last stage on
-  64² to 128² crops) are computed as im2col patches times the (k*k*C, features) kernel
-  through `pointwise_matmul`. XLA:CPU picks a batch-minor layout and a slow path for 3x3
+  On XLA:CPU only (`per_platform`), small outputs (at most `IM2COL_MAX_POSITIONS`
+  positions, e.g. ResNet's last stage on 64² to 128² crops) are computed as im2col patches
+  times the (k*k*C, features) kernel through `pointwise_matmul`. XLA:CPU picks a batch-minor layout and a slow path for 3x3
   convs on 1x1 and 2x2 maps: at batch 32 and 512 channels, 366 ms forward on a 2x2 map
   against 3.1 ms as a matmul, one core (4x4: 32 against 26 ms forward + backward; 8x8:
   115 against 129 ms, so larger maps keep lax's conv).
@@ -138,13 +158,16 @@ class Conv(nn.Module):
     b, h, w, c = x.shape
     out_h, out_w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
     if out_h * out_w > IM2COL_MAX_POSITIONS:
-      return jax.lax.conv_general_dilated(x, kernel, (s, s), ((pad, pad), (pad, pad)),
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    patches = jnp.concatenate([
-        jax.lax.slice(padded, (0, i, j, 0), (b, i + s * (out_h - 1) + 1, j + s * (out_w - 1) + 1, c),
-                      (1, s, s, 1)) for i in range(k) for j in range(k)], axis=-1)
-    return pointwise_matmul(patches, kernel.reshape(k * k * c, self.features), None)
+      return conv_nhwc(x, kernel, s, pad)
+
+    def im2col(x, kernel):
+      padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+      patches = jnp.concatenate([
+          jax.lax.slice(padded, (0, i, j, 0),
+                        (b, i + s * (out_h - 1) + 1, j + s * (out_w - 1) + 1, c),
+                        (1, s, s, 1)) for i in range(k) for j in range(k)], axis=-1)
+      return pointwise_matmul(patches, kernel.reshape(k * k * c, self.features), None)
+    return per_platform(x, kernel, cpu=im2col, default=lambda x, k: conv_nhwc(x, k, s, pad))
 
 
 def _conv(name: str, features: int, kernel: int, stride: int, dtype) -> nn.Module:
