@@ -12,7 +12,9 @@ TPU; build the image records first with `python -m jpose.prepare`):
 The ImageNet weights are part of the recipe: without --config.model.pretrained the run
 stops with an error naming the field; --config.model.pretrained=none trains from scratch
 on purpose. Without --config.data.images it trains on people rendered at the poses of
-data.name. The tiny variant (ResNet-18 at 64 px, a smoke run) starts from random init:
+data.name. Evaluation averages each crop with its mirror image (eval.flip_test), as Sun
+et al. test. The tiny variant (ResNet-18 at 64 px, a smoke run) starts from random init
+and predicts without the flip:
 
   python -m jpose.main --config configs/integral_r50.py:tiny --workdir /tmp/tiny  # smoke
 """
@@ -24,4 +26,7 @@ def get_config(variant: str = ""):
   c = common.integral_config(variant)
   c.model.pretrained_required = variant != "tiny"
   c.data.augment = "sun_2018"  # Sun et al.'s augmentation, as their code draws it.
+  # Sun et al. test with the mirrored crop averaged in (their test.py: flip_test=True);
+  # the tiny variant keeps one forward pass.
+  c.eval.flip_test = variant != "tiny"
   return c

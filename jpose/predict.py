@@ -36,7 +36,6 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from jpose.data import augment as augment_lib
 from jpose.data import datasets
 from jpose.data import image_pipeline
 from jpose.data import pipeline
@@ -52,8 +51,9 @@ FLAGS = flags.FLAGS
 def _stage1_outputs(trainer, state, crops) -> dict[str, jax.Array]:
   """Person crops (`trainer.record_keys`: recorded, or rendered by `render_eval`) -> the
   stored arrays: pose_2d (B, 17, 2) image pixels, depth (B, 17) root-relative mm, pose_3d
-  (B, 17, 3) root-relative camera mm with the true root depth."""
-  joints = trainer.predict_crops(state, augment_lib.to_float_image(crops["image"]))
+  (B, 17, 3) root-relative camera mm with the true root depth. With the run's
+  eval.flip_test each crop is also predicted mirrored, as the evaluator does."""
+  joints = trainer.predict_crops(state, crops["image"], trainer.config.eval.flip_test)
   return {"pose_2d": heatmap.crop_to_image(joints[..., :2], crops["crop"]),
           "depth": joints[..., 2], "pose_3d": trainer.crop_to_camera(joints, crops)}
 
@@ -119,9 +119,14 @@ def recorded_frames(images: str, trainer) -> str:
 
 def run(workdir: str, splits: list[str], frame_stride: int = 1, max_sequences: int = 0,
         out_dir: str | None = None, config: ml_collections.ConfigDict | str | None = None,
-        batch_size: int | None = None, images: str = "") -> dict[str, dict[str, float]]:
-  """The command as a function. Returns each split's stage-1 MPJPE and P-MPJPE (mm)."""
+        batch_size: int | None = None, images: str = "", flip_test: bool | None = None
+        ) -> dict[str, dict[str, float]]:
+  """The command as a function. Returns each split's stage-1 MPJPE and P-MPJPE (mm).
+  flip_test: average each crop's prediction with its mirror's (None: the run's
+  eval.flip_test)."""
   config, trainer, state = loop.load_trained(workdir, config)
+  if flip_test is not None:
+    config.eval.flip_test = bool(flip_test)  # the trainer reads it when it compiles.
   if config.train.trainer != "integral":
     raise ValueError(f"{workdir}: a '{config.train.trainer}' run; stage-1 predictions come "
                      "from an integral regressor (train.trainer=integral)")
@@ -154,6 +159,7 @@ def run(workdir: str, splits: list[str], frame_stride: int = 1, max_sequences: i
                             "crop_size": config.data.crop_size,
                             "depth_range_mm": config.model.depth_range_mm,
                             "images": frames, "skipped_sequences": skipped,
+                            "flip_test": bool(config.eval.flip_test),
                             "mpjpe": p1, "p_mpjpe": p2})
     left_out = f", {len(skipped)} left out (unusable videos)" if skipped else ""
     print(f"jpose.predict: {split}: {data.num_frames} frames of {len(data.lengths)} sequences "
@@ -173,6 +179,8 @@ def define_flags() -> None:
                        "config's data.max_sequences, or all).")
   flags.DEFINE_string("out", None, "Output folder (default: <workdir>/stage1).")
   flags.DEFINE_integer("batch_size", None, "Frames per batch (default: eval.batch_size).")
+  flags.DEFINE_bool("flip_test", None, "Average each crop's prediction with its mirror "
+                    "image's (default: the run's config.eval.flip_test).")
   flags.DEFINE_string("images", "", "Recorded video frames to predict: an h36m_images "
                       "dataset (e.g. h36m_images/stride1), read at each of --splits. Default: "
                       "the dataset of the run's config.eval.images, or, where that is empty, "
@@ -184,7 +192,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
   try:
     run(FLAGS.workdir, FLAGS.splits, FLAGS.frame_stride, FLAGS.max_sequences, FLAGS.out,
-        FLAGS.config, FLAGS.batch_size, FLAGS.images)
+        FLAGS.config, FLAGS.batch_size, FLAGS.images, FLAGS.flip_test)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"jpose.predict: {e}")
 

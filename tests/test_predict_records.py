@@ -155,6 +155,33 @@ def test_recorded_frames_are_laid_out_as_the_dataset(recorded):
   assert errors["test"]["mpjpe"] == pytest.approx(mpjpe, rel=1e-4)
 
 
+def test_flip_test_predicts_the_mirrored_crops_too(recorded, tmp_path):
+  """--flip_test (default: the run's eval.flip_test): the stored stage-1 outputs are the
+  trainer's flip-averaged crop predictions, which differ from the plain ones."""
+  out = str(tmp_path / "stage1")
+  predict.run(recorded["workdir"], ["test"], frame_stride=STRIDE, batch_size=16,
+              out_dir=out, flip_test=True)
+  stored = dict(np.load(os.path.join(out, "test.npz")))
+  with open(os.path.join(out, "metadata.json")) as f:
+    assert json.load(f)["test"]["flip_test"] is True
+  source = image_pipeline.Source(RECORDS, "test")
+  records = image_pipeline.open_serialized(source, recorded["data_dir"])
+  position = {image_pipeline.parse_record(records[i])[2]: i for i in range(len(records))}
+  keys = stored["sequences"].tolist()
+  wanted = [position[f"{key}/{t:06d}"] for key in keys for t in range(0, 11, STRIDE)]
+  batch = evaluator.image_eval_dataset(source, len(wanted), 256, [records[i] for i in wanted],
+                                       shard_index=0, shard_count=1)[0]
+  _, trainer, state = loop.load_trained(recorded["workdir"])
+  image = jax.numpy.asarray(batch["image"])
+  flipped, unflipped = jax.jit(lambda state, image: (
+      trainer.predict_crops(state, image, flip_test=True),
+      trainer.predict_crops(state, image)))(state, image)
+  np.testing.assert_allclose(stored["depth"], np.asarray(flipped)[..., 2], atol=1e-2)  # mm
+  np.testing.assert_allclose(stored["pose_2d"], heatmap.crop_to_image(
+      flipped[..., :2], jax.numpy.asarray(batch["crop"])), atol=1e-2)  # px
+  assert np.abs(np.asarray(flipped) - np.asarray(unflipped)).max() > 1.0  # mm or px
+
+
 @pytest.mark.parametrize("drop,message", [
     (lambda key, t: key == "S11/Walking 1/55011271",
      "sequence S11/Walking 1/55011271 has 0 recorded frames at frame_stride 2, the dataset 6 "

@@ -30,8 +30,9 @@ from jpose.train import temporal
 
 def predict_frames(trainer, state, batch) -> jax.Array:
   """trainer.predict on a batch of frames, averaged with the prediction for the mirrored
-  input (mirrored back) when config.eval.flip_test is set."""
-  if not trainer.config.eval.flip_test:
+  input (mirrored back) when config.eval.flip_test is set. Image models
+  (`trainer.flips_images`) mirror their crops themselves."""
+  if not trainer.config.eval.flip_test or getattr(trainer, "flips_images", False):
     return trainer.predict(state, batch)
 
   def run(pose_2d, pose_3d):
@@ -166,8 +167,10 @@ def sample_image_predictions(trainer, state, source: image_pipeline.Source,
   batch = dataset[0]
   inputs = {k: jnp.asarray(batch[k]) for k in trainer.record_keys}
   state = jax.device_get(state)
-  predicted = jax.jit(trainer.predict_records)(state, inputs)
-  crops = jax.jit(trainer.predict_crops)(state, inputs["image"])
+  # One prediction for the figure's 2D and the 3D, as predict_records makes it.
+  crops = jax.jit(functools.partial(trainer.predict_crops,
+                                    flip_test=trainer.config.eval.flip_test))(state, inputs["image"])
+  predicted = jax.jit(trainer.crop_to_camera)(crops, inputs)
   return {"pose_2d": batch["joints_2d"], "pose_3d": batch["pose_3d"],
           "predicted": np.asarray(predicted), "titles": list(batch["image_id"]),
           "image": batch["image"].astype(np.float32) / 255.0,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jpose.geometry import skeleton
+
 
 def _expectation(marginal: jax.Array) -> jax.Array:
   """sum_k marginal[k] * (k + 0.5), the voxel-centre coordinate's expectation."""
@@ -96,3 +98,15 @@ def crop_to_camera(joints: jax.Array, crop: jax.Array, root_depth: jax.Array,
   xy = (pixels - principal[:, None, :]) * depth[..., None] / focal[:, None, :]
   camera = jnp.concatenate([xy, depth[..., None]], axis=-1)
   return camera - camera[:, root:root + 1]
+
+
+def mirror_crop_joints(joints: jax.Array, crop_size: float) -> jax.Array:
+  """(..., 17, D) H36M-17 joints predicted on a horizontally mirrored S x S crop (x, y crop
+  pixels, then any per-joint values such as depth) -> the same joints on the crop itself:
+  x -> S - x and left and right labels swapped; the rest is unchanged.
+
+  With pixel centres at j + 0.5, mirroring the columns (j -> S - 1 - j) maps continuous x
+  to S - x exactly. (Sun et al.'s code puts pixel centres at j, where it is S - 1 - x.)
+  """
+  mirrored = joints.at[..., 0].set(crop_size - joints[..., 0])
+  return skeleton.flip_left_right(mirrored)

@@ -74,6 +74,9 @@ def voxel_targets(images: Batch, grid_shape, crop_size: int, depth_range_mm: flo
 class IntegralTrainer:
   """Integral L1 (+ Gaussian-cube heatmap BCE) on rendered or recorded person crops."""
 
+  # eval.flip_test mirrors the crops in image space (`predict_crops`), so the evaluator
+  # does not mirror the 2D poses that rendered frames are drawn from.
+  flips_images = True
   # Evaluation inputs: host frames of a SequenceSet (rendered), or recorded crops.
   predict_keys = ("pose_2d", "pose_3d", "camera_f", "camera_c", "root_depth", "seq_index")
   record_keys = ("image", "crop", "root_depth", "camera_f", "camera_c", "pose_3d")
@@ -209,8 +212,18 @@ class IntegralTrainer:
     return rendered.render_frames(batch, batch["seq_index"], jax.random.key(EVAL_LOOKS_SEED),
                                   self.size)
 
-  def predict_crops(self, state, images: jax.Array) -> jax.Array:
-    """(B, S, S, 3) images -> (B, 17, 3): x, y crop pixels and root-relative depth, mm."""
+  def predict_crops(self, state, images: jax.Array, flip_test: bool = False) -> jax.Array:
+    """(B, S, S, 3) uint8 or [0, 1] float images -> (B, 17, 3): x, y crop pixels and
+    root-relative depth, mm. flip_test: averaged with the prediction on the mirrored crop,
+    mirrored back and with left and right swapped (Sun et al.'s test-time flip)."""
+    images = augment_lib.to_float_image(images)
+    joints = self._crop_joints(state, images)
+    if not flip_test:
+      return joints
+    mirrored = self._crop_joints(state, images[:, :, ::-1, :])
+    return (joints + heatmap.mirror_crop_joints(mirrored, images.shape[2])) / 2
+
+  def _crop_joints(self, state, images: jax.Array) -> jax.Array:
     logits, _ = self._logits(state, state.params["net"], images, train=False)
     coords = heatmap.soft_argmax_volumes(logits)
     return heatmap.voxel_to_crop(coords, logits.shape[-3:], self.size, self.depth_range)
@@ -221,8 +234,8 @@ class IntegralTrainer:
 
   def predict_records(self, state, batch: Batch) -> jax.Array:
     """Crops (`record_keys`: recorded, or rendered by `render_eval`) -> (B, 17, 3)
-    root-relative camera coordinates, mm."""
-    joints = self.predict_crops(state, augment_lib.to_float_image(batch["image"]))
+    root-relative camera coordinates, mm (flip-averaged with eval.flip_test)."""
+    joints = self.predict_crops(state, batch["image"], self.config.eval.flip_test)
     return self.crop_to_camera(joints, batch)
 
   @staticmethod
@@ -235,6 +248,6 @@ class IntegralTrainer:
   def predict_images(self, state, batch: Batch) -> dict[str, jax.Array]:
     """The rendered test images and the predicted 2D joints on them (for poses.png)."""
     images = self.render_eval(batch)
-    joints = self.predict_crops(state, images["image"])
+    joints = self.predict_crops(state, images["image"], self.config.eval.flip_test)
     return {"image": images["image"], "joints_2d": joints[..., :2]}
 

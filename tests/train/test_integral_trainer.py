@@ -12,6 +12,7 @@ import pytest
 import configs
 from jpose.data import augment
 from jpose.data import pipeline
+from jpose.geometry import skeleton
 from jpose.losses import integral as integral_losses
 from jpose.train import checkpointing
 from jpose.train import config_check
@@ -166,3 +167,106 @@ def test_pretrained_backbone_enters_the_initial_state(tiny_config, tmp_path):
                                 state_dict["layer4.1.conv2.weight"].transpose(2, 3, 1, 0))
   np.testing.assert_array_equal(np.asarray(state.batch_stats["net"]["backbone"]["bn1"]["mean"]),
                                 state_dict["bn1.running_mean"])
+
+
+def _centroid_model(size: int):
+  """A hand-built crop predictor that commutes with mirroring: every joint is the
+  intensity centroid of the image's red channel plus a fixed offset, the offsets of each
+  left/right pair mirror images of each other (x negated), centre joints on the axis.
+  So predicting the mirrored crop, mirroring x back (S - x) and swapping sides gives the
+  plain prediction exactly; S - 1 - x, or no swap, does not."""
+  rng = np.random.default_rng(26)
+  offsets = rng.uniform(-10, 10, (17, 3))
+  for left, right in skeleton.H36M_17.flip_pairs:  # mirror images: x negated, y and z shared
+    offsets[right] = offsets[left] * np.array([-1.0, 1.0, 1.0])
+  perm = np.asarray(skeleton.H36M_17.flip_permutation)
+  offsets[perm == np.arange(17), 0] = 0.0  # centre joints on the axis
+  offsets = jnp.asarray(offsets, jnp.float32)
+
+  def crop_joints(state, images):
+    del state
+    red = images[..., 0]
+    grid = jnp.arange(size, dtype=jnp.float32) + 0.5  # pixel centres
+    total = jnp.sum(red, axis=(1, 2))
+    x = jnp.sum(red * grid[None, None, :], axis=(1, 2)) / total
+    y = jnp.sum(red * grid[None, :, None], axis=(1, 2)) / total
+    return jnp.stack([x, y, jnp.zeros_like(x)], -1)[:, None, :] + offsets
+  return crop_joints
+
+
+def test_flip_test_of_a_mirror_symmetric_model_changes_nothing(tiny_config, monkeypatch):
+  config = tiny_config("integral_r50")
+  trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
+  size = config.data.crop_size
+  monkeypatch.setattr(trainer, "_crop_joints", _centroid_model(size))
+  # Noise brightening to the right: the centroid sits right of the centre.
+  noise = np.random.default_rng(0).integers(0, 64, (3, size, size, 3))
+  ramp = np.linspace(0, 191, size)[None, None, :, None]
+  images = jnp.asarray(noise + ramp, jnp.uint8)
+  plain = np.asarray(trainer.predict_crops(None, images))
+  flipped = np.asarray(trainer.predict_crops(None, images, flip_test=True))
+  # float32 centroids of 64 px rows: measured 4e-6 px apart.
+  np.testing.assert_allclose(flipped, plain, atol=1e-4)
+  # The hand-built model sees the image: its mirror moves the joints by pixels.
+  mirrored = np.asarray(trainer._crop_joints(None, images[:, :, ::-1].astype(jnp.float32)))
+  assert np.abs(mirrored - plain).max() > 1.0
+
+
+def _lively_state(trainer):
+  """The tiny net's initial state with its head's kernels x 300: the N(0, 0.001^2) initial
+  head predicts the crop centre for any image (as tests/test_predict_records.py notes)."""
+  state = trainer.init(jax.random.key(0))
+  return state.replace(params=jax.tree_util.tree_map_with_path(
+      lambda path, x: x * 300.0 if "'head'" in jax.tree_util.keystr(path)
+      and "kernel" in jax.tree_util.keystr(path) else x, state.params))
+
+
+def test_flip_test_reaches_the_recorded_crop_evaluation(tiny_config):
+  """eval.flip_test on recorded crops: predict_records (the evaluator's path) averages
+  the plain crop prediction with the mirrored crop's, mirrored back and swapped."""
+  from tests.evaluate.test_evaluator import fake_h36m_image_records  # pylint: disable=g-import-not-at-top
+  from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.evaluate import evaluator  # pylint: disable=g-import-not-at-top
+  from jpose.geometry import heatmap  # pylint: disable=g-import-not-at-top
+  config = tiny_config("integral_r50")
+  config.eval.flip_test = True
+  trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
+  state = _lively_state(trainer)
+  batch = evaluator.image_eval_dataset(image_pipeline.Source("h36m_images", "test"), 5, 64,
+                                       fake_h36m_image_records(size=64),
+                                       shard_index=0, shard_count=1)[0]
+  inputs = {k: jnp.asarray(batch[k]) for k in trainer.record_keys}
+  averaged = np.asarray(jax.jit(trainer.predict_records)(state, inputs))
+  images = inputs["image"].astype(jnp.float32) / 255.0
+  plain = trainer._crop_joints(state, images)
+  mirrored = heatmap.mirror_crop_joints(trainer._crop_joints(state, images[:, :, ::-1]), 64)
+  expected = np.asarray(trainer.crop_to_camera((plain + mirrored) / 2, inputs))
+  # jit against op-by-op XLA on the x300 head: measured 0.012 mm apart at most.
+  np.testing.assert_allclose(averaged, expected, atol=0.05)  # mm
+  unflipped = np.asarray(trainer.crop_to_camera(plain, inputs))
+  assert np.abs(averaged - unflipped).max() > 10.0  # the option is not ignored (mm)
+
+
+def test_recorded_crop_figure_draws_the_metrics_prediction(tiny_config, monkeypatch):
+  """poses.png on recorded crops: its 2D joints are those the 3D metrics come from (the
+  uint8 crops made [0, 1] first), not a prediction on raw 0-255 pixels."""
+  from tests.evaluate.test_evaluator import fake_h36m_image_records  # pylint: disable=g-import-not-at-top
+  from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.evaluate import evaluator  # pylint: disable=g-import-not-at-top
+  records = fake_h36m_image_records(size=64)
+  monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
+  config = tiny_config("integral_r50")
+  trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
+  state = _lively_state(trainer)
+  source = image_pipeline.Source("h36m_images", "test")
+  sample = evaluator.sample_image_predictions(trainer, state, source, num_examples=5)
+  images = jnp.asarray(sample["image"], jnp.float32)  # [0, 1], as drawn
+  joints = np.asarray(trainer._crop_joints(state, images))
+  np.testing.assert_allclose(sample["image_joints"], joints[..., :2], atol=1e-3)
+  raw = np.asarray(trainer._crop_joints(state, images * 255.0))
+  assert np.abs(raw[..., :2] - joints[..., :2]).max() > 0.5  # the old bug is visible (px)
+  batch = evaluator.image_eval_dataset(source, 5, 64, records, shard_index=0,
+                                       shard_count=1)[0]
+  inputs = {k: jnp.asarray(batch[k]) for k in trainer.record_keys}
+  np.testing.assert_allclose(sample["predicted"], trainer.predict_records(state, inputs),
+                             atol=0.05)  # mm, as above
