@@ -3,13 +3,16 @@
 A config names its dataset by key (`config.data.name`); `BUILDERS` resolves the key.
 A key may name a builder config after a slash ('h36m_images/quick').
 Building never destroys a dataset that is already there: a rebuild is written to a
-scratch folder and swapped in only once it is complete.
+scratch folder and swapped in only once it is complete. A build killed before its
+clean-up leaves that hidden `.<name>-build-*` folder; the next build of the same dataset
+removes it once its builder process is gone (or, from another host, after a day).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import time
 
@@ -95,6 +98,59 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   return builder
 
 
+SCRATCH_OWNER = "OWNER"  # in a build's scratch folder: "<host> <pid>" of the build.
+STALE_SCRATCH_HOURS = 24.0
+
+
+def _newest_mtime(folder: str) -> float:
+  newest = os.path.getmtime(folder)
+  for root, dirs, files in os.walk(folder):
+    for entry in dirs + files:
+      try:
+        newest = max(newest, os.path.getmtime(os.path.join(root, entry)))
+      except OSError:  # removed meanwhile
+        pass
+  return newest
+
+
+def _scratch_is_stale(folder: str) -> bool:
+  """Whether a build's scratch folder is left over from a build that died (SIGKILL, a
+  preempted machine), rather than in use by a build running now.
+
+  A build on this host that wrote its owner file is stale once its process is gone. A
+  build on another host sharing data_dir (or one from before owner files, or one that
+  died between creating the folder and writing the file, or whose pid a new process
+  took) cannot be asked: it counts as stale once nothing in its folder changed for
+  STALE_SCRATCH_HOURS, far longer than any build writes nothing (TFDS writes its shards
+  as it goes).
+  """
+  try:
+    with open(os.path.join(folder, SCRATCH_OWNER)) as f:
+      host, pid = f.read().split()
+    if host == socket.gethostname():
+      os.kill(int(pid), 0)  # raises ProcessLookupError once the build's process is gone.
+  except ProcessLookupError:
+    return True
+  except (OSError, ValueError):  # no or unreadable owner file; alive, another user's
+    pass
+  # A live process, perhaps the dead build's pid reused, or a folder no owner vouches for.
+  return time.time() - _newest_mtime(folder) > STALE_SCRATCH_HOURS * 3600
+
+
+def remove_stale_scratch(data_dir: str, prefix: str) -> list[str]:
+  """Removes the scratch folders `<data_dir>/<prefix>*` of earlier builds of the same
+  dataset that were killed before their own clean-up ran; returns their paths. Folders
+  that a live build may be using are left alone (see _scratch_is_stale)."""
+  removed = []
+  for entry in sorted(os.listdir(data_dir)):
+    folder = os.path.join(data_dir, entry)
+    if entry.startswith(prefix) and os.path.isdir(folder) and _scratch_is_stale(folder):
+      shutil.rmtree(folder, ignore_errors=True)
+      logging.warning("removed %s, the scratch folder of an interrupted build", folder)
+      removed.append(folder)
+  return removed
+
+
 def _prepare_here(name: str, data_dir: str | None, manual_dir: str | None,
                   overwrite: bool) -> tfds.core.GeneratorBasedBuilder:
   data_dir = data_dir or default_data_dir()
@@ -110,7 +166,11 @@ def _prepare_here(name: str, data_dir: str | None, manual_dir: str | None,
   os.makedirs(data_dir, exist_ok=True)
   # Build in a scratch data_dir beside the target so a failed build leaves any existing
   # dataset untouched; the finished version folder is then moved into place.
-  scratch = tempfile.mkdtemp(prefix=f".{name.replace('/', '-')}-build-", dir=data_dir)
+  prefix = f".{name.replace('/', '-')}-build-"
+  remove_stale_scratch(data_dir, prefix)
+  scratch = tempfile.mkdtemp(prefix=prefix, dir=data_dir)
+  with open(os.path.join(scratch, SCRATCH_OWNER), "w") as f:
+    f.write(f"{socket.gethostname()} {os.getpid()}\n")
   try:
     builder = get_builder(name, scratch)
     download_config = tfds.download.DownloadConfig(
