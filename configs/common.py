@@ -89,6 +89,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.max_to_keep = 3  # Checkpoints kept on disk.
   c.train.log_every = 200  # Steps between metric writes.
   c.train.eval_every = 0  # Steps between evaluations during training (0: only at the end).
+  # Divergence guard: stop (as on a NaN) once a step's train loss exceeds this factor times
+  # the median of the last 100 steps' (after 20 steps, with a positive median). 0: off.
+  c.train.divergence_factor = 0.0
   # Train steps per dispatch: k > 1 runs k steps in one compiled lax.scan over k stacked
   # batches of frame ids, so the host never starves a fast chip. It must divide num_steps,
   # log_every, checkpoint_every and eval_every.

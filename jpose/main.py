@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jpose.train import checkpointing
 from jpose.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -19,6 +20,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs and results.")
 _MODE = flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"],
                           "train: no final evaluation; eval: latest checkpoint only.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "--mode=eval: where results, figures and TensorBoard events go "
+    "(default: the workdir), e.g. to evaluate a read-only workdir.")
 
 
 def _parse_flags(argv):
@@ -36,9 +40,14 @@ def main(argv):
   config = _CONFIG.value
   try:
     if _MODE.value == "eval":
-      loop.evaluate_checkpoint(config, _WORKDIR.value)
+      loop.evaluate_checkpoint(config, _WORKDIR.value, output_dir=_OUTPUT_DIR.value)
     else:
       loop.train_and_evaluate(config, _WORKDIR.value, evaluate_at_end=_MODE.value != "train")
+  except loop.Preempted as e:  # saved; a distinct status, so that a scheduler restarts it.
+    print(f"jpose.main: {e}", file=sys.stderr, flush=True)
+    sys.exit(loop.PREEMPTED_EXIT_STATUS)
+  except (loop.NonFiniteLossError, checkpointing.CheckpointError) as e:
+    sys.exit(f"jpose.main: {e}")  # status 1; the last good checkpoint is kept.
   except (KeyError, ValueError) as e:
     if str(e).strip("'\"").startswith("config."):
       sys.exit(f"jpose.main: {str(e).strip(chr(39))}")

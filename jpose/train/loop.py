@@ -1,13 +1,15 @@
 """`train_and_evaluate(config, workdir)`: the one training loop every config runs.
 
 records -> grain pipeline -> sharded batch -> jitted train_step -> metric writers, with
-orbax checkpoints (resumed automatically), a final save on SIGTERM (also during an
-evaluation), and a stop with a named step on a non-finite loss or non-finite parameters
-that leaves the last good checkpoint in place.
+orbax checkpoints (resumed automatically, past unreadable steps), a save and the
+`Preempted` exception on SIGTERM (which interrupts an evaluation between batches), and a
+stop naming the step (and leaf) on a non-finite loss or state, a diverging loss or a failed
+save, which leaves the last good checkpoint in place.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -41,7 +43,20 @@ CONFIG_FILE = "config.json"  # the run's config, beside its checkpoints.
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The train loss became NaN or infinite; the message names the step."""
+  """The train loss or any leaf of the train state became NaN or infinite, or the loss
+  diverged (train.divergence_factor); the message names the step (and the leaf)."""
+
+
+PREEMPTED_EXIT_STATUS = 143  # 128 + SIGTERM, as a shell reports a process it terminated.
+
+
+class Preempted(Exception):
+  """SIGTERM stopped the run after its state was saved; the message says where.
+  `python -m jpose.main` exits with PREEMPTED_EXIT_STATUS so that a scheduler restarts it."""
+
+
+class _EvaluationInterrupted(Exception):
+  """SIGTERM arrived during an evaluation, which is dropped."""
 
 
 @dataclasses.dataclass
@@ -86,25 +101,39 @@ def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True)
                     mesh, state_sharding, abstract_state, resident)
 
 
-def _all_finite(tree) -> jax.Array:
-  """One bool: every float leaf of `tree` is finite."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.inexact)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+def _is_float(x) -> bool:
+  return jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def _finite_leaves(tree) -> jax.Array:
+  """(n,) bool: whether each float leaf of `tree` is finite, in jax.tree.leaves order."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if _is_float(x)]
+  return jnp.stack(leaves) if leaves else jnp.ones((0,), bool)
+
+
+def float_leaf_names(tree) -> list[str]:
+  """The paths of `tree`'s float leaves ('opt_state.lifter.0.nu.Dense_0.bias'), in the
+  order of _finite_leaves."""
+  def name(path):
+    return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
+                    for k in path)
+  return [name(path) for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+          if _is_float(x)]
 
 
 def multi_step(train_step, steps: int):
   """k = `steps` train steps as one function of k stacked batches (leading axis), by
   lax.scan; metrics come back stacked, (k,) each. k = 1 is the plain step, stacked.
 
-  Each step also reports `state_finite`: whether its updated parameters and batch
-  statistics are all finite. A step's loss comes from the parameters before its update,
-  so a finite loss does not vouch for the state that the loop might checkpoint.
+  Each step also reports `state_finite`: whether each float leaf of its updated state
+  (parameters, optimizer state, batch statistics) is finite, (k, leaves). A step's loss
+  comes from the parameters before its update, so a finite loss does not vouch for the
+  state that the loop might checkpoint; and Adam's second moment can overflow to inf while
+  the parameters and the loss stay finite.
   """
   def checked_step(state, batch, resident):
     state, metrics = train_step(state, batch, resident)
-    finite = _all_finite((state.params, state.batch_stats))
-    return state, {**metrics, "state_finite": finite}
+    return state, {**metrics, "state_finite": _finite_leaves(state)}
 
   def run(state, batches, resident):
     if steps == 1:
@@ -175,6 +204,15 @@ class _Preemption:
       return self.requested
     flags = multihost_utils.process_allgather(np.asarray(self.requested))
     return bool(np.any(flags))
+
+  def interruptible(self, eval_step):
+    """`eval_step` that first raises _EvaluationInterrupted once SIGTERM has come: an
+    evaluation takes minutes, longer than a scheduler's grace period (~30 s)."""
+    def step(*args, **kwargs):
+      if self.agreed():  # every process runs the same batches, so all stop at the same one.
+        raise _EvaluationInterrupted()
+      return eval_step(*args, **kwargs)
+    return step
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -280,21 +318,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                   disable=jax.process_index() > 0, dynamic_ncols=True)
   t_log, steps_since_log = time.time(), 0
 
+  leaf_names = float_leaf_names(exp.abstract_state)
+  recent_losses = collections.deque(maxlen=100)  # the divergence guard's window.
+  checked_through = start
+
   def check(step_metrics, last_step):
-    """Raises if a step of the dispatch ending at last_step had a non-finite loss or
-    left non-finite parameters."""
+    """Raises if a step of the dispatch ending at last_step had a non-finite loss, left a
+    non-finite leaf anywhere in the state, or (train.divergence_factor) a diverging loss.
+    Called before every save; each dispatch is judged once."""
+    nonlocal checked_through
+    if last_step <= checked_through:
+      return
     losses = np.asarray(step_metrics["loss"])
-    bad = ~np.isfinite(losses) | ~np.asarray(step_metrics["state_finite"])
-    if bad.any():
-      first = int(np.flatnonzero(bad)[0])
-      step = last_step - losses.shape[0] + 1 + first
-      latest = ckpt.latest_step()
-      where = (f"the last good checkpoint (step {latest}) is kept in {ckpt.directory}"
-               if latest is not None else "no checkpoint had been written yet")
-      what = (f"train loss is {losses[first]}" if not np.isfinite(losses[first]) else
-              f"parameters became non-finite (the loss, {losses[first]:.6g}, was finite: "
-              "an overflowing gradient?)")
-      raise NonFiniteLossError(f"{what} at step {step}; stopping: {where}")
+    leaves_finite = np.asarray(step_metrics["state_finite"]).reshape(losses.shape[0], -1)
+    factor = config.train.divergence_factor
+    for i, loss in enumerate(losses):
+      step = last_step - losses.shape[0] + 1 + i
+      what = None
+      if not np.isfinite(loss):
+        what = f"train loss is {loss}"
+      elif not leaves_finite[i].all():
+        leaf = leaf_names[int(np.flatnonzero(~leaves_finite[i])[0])]
+        what = (f"the train state's {leaf} became non-finite (the loss, {loss:.6g}, was "
+                "finite: an overflowing gradient or optimizer moment?)")
+      elif factor and len(recent_losses) >= 20:
+        median = float(np.median(recent_losses))
+        if median > 0 and loss > factor * median:
+          what = (f"train loss {loss:.6g} diverged (over train.divergence_factor={factor:g} "
+                  f"x the median {median:.6g} of the last {len(recent_losses)} steps)")
+      if what is not None:
+        latest = ckpt.latest_step()
+        where = (f"the last good checkpoint (step {latest}) is kept in {ckpt.directory}"
+                 if latest is not None else "no checkpoint had been written yet")
+        raise NonFiniteLossError(f"{what} at step {step}; stopping: {where}")
+      recent_losses.append(float(loss))
+    checked_through = last_step
 
   with _Preemption() as preemption:
     try:
@@ -326,33 +384,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           check(*pending)  # never write a state that is not finite.
           ckpt.save(state, iterator.get_state())
           saved = True
+        dropped = ""
         if config.train.eval_every and step % config.train.eval_every == 0 and step < num_steps:
-          run_evaluation(exp, state, workdir, writer, config.eval.frame_stride, eval_step,
-                         final=False)
-          preempted = preemption.agreed()  # an evaluation takes minutes: a signal may come.
+          try:
+            run_evaluation(exp, state, workdir, writer, config.eval.frame_stride,
+                           preemption.interruptible(eval_step), final=False)
+          except _EvaluationInterrupted:
+            dropped = " (the evaluation in progress was dropped)"
+          preempted = preemption.agreed()
         if preempted:
           if not saved:
             check(*pending)
             ckpt.save(state, iterator.get_state())
           ckpt.wait()
-          print(f"Stopped by SIGTERM at step {step}; checkpoint saved in {ckpt.directory}")
-          return None
+          raise Preempted(f"stopped by SIGTERM at step {step}{dropped}; checkpoint saved in "
+                          f"{ckpt.directory}; rerun the same command to resume")
+        ckpt.check_saved()  # a save that failed in orbax's background thread stops the run.
       if pending is not None:
         check(*pending)
     finally:
       bar.close()
       ckpt.close()
       writer.flush()
-  if not evaluate_at_end:
-    return None
-  results = run_evaluation(exp, state, workdir, writer, config.eval.final_frame_stride,
-                           eval_step=eval_step)
+    if not evaluate_at_end:
+      return None
+    try:
+      results = run_evaluation(exp, state, workdir, writer, config.eval.final_frame_stride,
+                               eval_step=preemption.interruptible(eval_step))
+    except _EvaluationInterrupted:
+      raise Preempted(f"stopped by SIGTERM during the final evaluation; the trained state "
+                      f"(step {int(jax.device_get(state.step))}) is saved in {ckpt.directory}; "
+                      "evaluate it with --mode=eval") from None
   writer.flush()
   return results
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """--mode=eval: evaluates the latest checkpoint in workdir without training."""
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        output_dir: str | None = None) -> dict:
+  """--mode=eval: evaluates the newest readable checkpoint in workdir without training.
+
+  Results, figures and TensorBoard events go to `output_dir` (default: workdir), so that a
+  run in a read-only workdir (another person's) can be evaluated.
+  """
   exp = build_experiment(config, need_train=False)
   # Read-only: a run may still be training in this workdir, its next save in flight.
   ckpt = checkpointing.Checkpointer(workdir, config.train.max_to_keep, read_only=True)
@@ -360,8 +433,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
     raise FileNotFoundError(f"--mode=eval: no checkpoint in {ckpt.directory}; train first")
   state, _ = ckpt.restore(exp.abstract_state)
   ckpt.close()
-  writer = writers.create_default_writer(workdir)
-  results = run_evaluation(exp, state, workdir, writer, config.eval.final_frame_stride)
+  output_dir = output_dir or workdir
+  os.makedirs(output_dir, exist_ok=True)
+  writer = writers.create_default_writer(output_dir)
+  results = run_evaluation(exp, state, output_dir, writer, config.eval.final_frame_stride)
   writer.flush()
   return results
 

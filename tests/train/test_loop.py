@@ -99,26 +99,55 @@ def test_non_finite_gradient_never_checkpoints_nan_parameters(tiny_config, tmp_p
   monkeypatch.setattr(trainers.SupervisedLifter, "_update", poisoned_update)
   config = tiny_config("martinez", num_steps=6, checkpoint_every=3, log_every=100)
   with pytest.raises(loop.NonFiniteLossError,
-                     match=r"parameters became non-finite .* at step 6.*step 3"):
+                     match=r"state's params\.lifter\..* became non-finite .* at step 6.*step 3"):
     loop.train_and_evaluate(config, str(tmp_path))
   assert checkpointing.Checkpointer(str(tmp_path), 3).manager.all_steps() == [3]
   state, _ = _final_state(config, str(tmp_path))
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 
+def _signalling_eval_step(monkeypatch, at_batch: int) -> dict:
+  """Makes the loop's evaluations send SIGTERM to this process while their batch number
+  `at_batch` is computed; returns counts of the batches run before and after it."""
+  real_make = loop.make_eval_step
+  calls = {"before": 0, "after": 0}
+
+  def make(exp):
+    step_fn = real_make(exp)
+
+    def step(*args, **kwargs):
+      key = "after" if calls["before"] >= at_batch else "before"
+      calls[key] += 1
+      if calls["before"] == at_batch and key == "before":
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, in the middle of the evaluation
+      return step_fn(*args, **kwargs)
+    return step
+  monkeypatch.setattr(loop, "make_eval_step", make)
+  return calls
+
+
 def test_sigterm_during_an_evaluation_saves_before_stopping(tiny_config, tmp_path,
                                                             monkeypatch):
-  real_evaluation = loop.run_evaluation
-
-  def evaluation_then_signal(*args, **kwargs):
-    results = real_evaluation(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the evaluation is running
-    return results
-
-  monkeypatch.setattr(loop, "run_evaluation", evaluation_then_signal)
+  calls = _signalling_eval_step(monkeypatch, at_batch=2)
   config = tiny_config("martinez", num_steps=6, checkpoint_every=100, eval_every=2)
-  assert loop.train_and_evaluate(config, str(tmp_path)) is None
+  config.eval.batch_size = 4  # the evaluation has hundreds of batches: 2 of them run.
+  with pytest.raises(loop.Preempted, match=r"SIGTERM at step 2 \(the evaluation in progress "
+                                           r"was dropped\); checkpoint saved"):
+    loop.train_and_evaluate(config, str(tmp_path))
+  assert calls == {"before": 2, "after": 0}  # stopped at the next batch
   assert checkpointing.Checkpointer(str(tmp_path), 3).manager.all_steps() == [2]
+
+
+def test_sigterm_during_the_final_evaluation_says_so(tiny_config, tmp_path, monkeypatch):
+  calls = _signalling_eval_step(monkeypatch, at_batch=1)
+  config = tiny_config("martinez", num_steps=3)
+  config.eval.batch_size = 4
+  with pytest.raises(loop.Preempted, match=r"during the final evaluation; the trained state "
+                                           r"\(step 3\) is saved"):
+    loop.train_and_evaluate(config, str(tmp_path))
+  assert calls == {"before": 1, "after": 0}
+  assert not (tmp_path / "eval_results.json").exists()
+  assert checkpointing.Checkpointer(str(tmp_path), 3).manager.all_steps() == [3]
 
 
 def test_eval_mode_leaves_a_training_runs_files_alone(tiny_config, tmp_path):
@@ -149,7 +178,8 @@ def test_sigterm_saves_and_resume_finishes_the_run(tiny_config, tmp_path, monkey
 
   monkeypatch.setattr(loop, "compile_train_step", preempted)
   config = tiny_config("martinez", num_steps=6, checkpoint_every=100)
-  assert loop.train_and_evaluate(config, str(tmp_path / "run")) is None
+  with pytest.raises(loop.Preempted, match="stopped by SIGTERM at step 4; checkpoint saved"):
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
   assert checkpointing.Checkpointer(str(tmp_path / "run"), 3).manager.all_steps() == [4]
   monkeypatch.setattr(loop, "compile_train_step", real_compile)
   loop.train_and_evaluate(config, str(tmp_path / "run"), evaluate_at_end=False)
