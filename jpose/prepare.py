@@ -7,6 +7,8 @@
 A dataset with several builder configs takes `name/config`.
 """
 
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -18,12 +20,17 @@ _DATASET = flags.DEFINE_string("dataset", None, "Dataset to build: one of "
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder with the source files.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Output root; default $TFDS_DATA_DIR "
                                 "or ~/tensorflow_datasets.")
+_WORKERS = flags.DEFINE_integer("workers", None, "Processes that read and project the "
+                                "source files (h36m); default $JPOSE_PREPARE_WORKERS, "
+                                "else one per core.", lower_bound=1)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Rebuild even if already built; the old "
                                "copy is replaced only after the new one is complete.")
 
 
 def main(argv):
   del argv
+  if _WORKERS.value is not None:
+    os.environ["JPOSE_PREPARE_WORKERS"] = str(_WORKERS.value)  # read by the h36m builder
   try:
     datasets.get_builder(_DATASET.value, _DATA_DIR.value)
   except KeyError as e:

@@ -138,3 +138,98 @@ def test_unknown_dataset_and_missing_manual_dir_are_named(tmp_path):
     datasets.prepare("h37m", str(tmp_path))
   with pytest.raises(ValueError, match="manual_dir"):
     datasets.prepare("h36m", str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def h36m_mini_dir(h36m_dir, tmp_path_factory):
+  """A manual_dir of 8 sequences linked from the real data: every subject's 'Directions 1',
+  and S11's 'Directions', whose 54138969 detections the release lacks."""
+  root = tmp_path_factory.mktemp("h36m_mini")
+  os.symlink(os.path.join(h36m_dir, "cameras.h5"), root / "cameras.h5")
+  sequences = [(s, "Directions 1") for s in h36m_files.SUBJECTS] + [(11, "Directions")]
+  for subject, action in sequences:
+    paths = [h36m_files.positions_path(h36m_dir, subject, action)] + [
+        h36m_files.detections_path(h36m_dir, subject, action, c) for c in h36m_files.CAMERA_IDS]
+    for path in paths:
+      if os.path.exists(path):
+        link = root / os.path.relpath(path, h36m_dir)
+        os.makedirs(link.parent, exist_ok=True)
+        os.symlink(path, link)
+  return str(root)
+
+
+def _records(data_dir):
+  builder = datasets.get_builder("h36m", data_dir)
+  return {split: [builder.as_data_source(split=split)[i]
+                  for i in range(builder.info.splits[split].num_examples)]
+          for split in ("train", "test")}
+
+
+def _assert_same_bytes(a, b):
+  assert a.keys() == b.keys()
+  for name in a:
+    x, y = np.asarray(a[name]), np.asarray(b[name])
+    assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
+
+
+@pytest.fixture(scope="module")
+def mini_builds(h36m_mini_dir, tmp_path_factory):
+  """{workers: {split: records}} for builds of the mini folder with 1 and 3 workers."""
+  built = {}
+  for workers in ("1", "3"):
+    data_dir = str(tmp_path_factory.mktemp(f"tfds_workers{workers}"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+      monkeypatch.setenv("JPOSE_PREPARE_WORKERS", workers)
+      datasets.prepare("h36m", data_dir, h36m_mini_dir)
+    built[workers] = _records(data_dir)
+  return built
+
+
+def test_parallel_build_equals_one_worker_build(mini_builds):
+  assert [len(mini_builds["1"][s]) for s in ("train", "test")] == [5 * 4, 3 * 4]
+  for split in ("train", "test"):  # the same records, bit for bit, in the same order
+    for one, many in zip(mini_builds["1"][split], mini_builds["3"][split]):
+      _assert_same_bytes(one, many)
+
+
+def test_records_equal_the_unpadded_projection(mini_builds, h36m_mini_dir):
+  # The builder pads each sequence to a power of two before projecting (fewer compiles);
+  # every stored frame must be the one projected from the sequence alone.
+  from jpose.data import records
+  cameras = h36m_files.read_cameras(os.path.join(h36m_mini_dir, "cameras.h5"))
+  checked = 0
+  for record in mini_builds["3"]["test"]:
+    subject, action, camera_id = (record[k].decode() for k in ("subject", "action", "camera"))
+    world = h36m_files.read_positions_3d(
+        h36m_files.positions_path(h36m_mini_dir, int(subject[1:]), action))
+    if world.shape[0] in (1024, 2048, 4096, 8192):
+      continue  # no padding to check
+    cam = cameras[(int(subject[1:]), camera_id)]
+    want = records.sequence_record(
+        subject=subject, action=action, camera_id=camera_id, fps=h36m_files.FPS,
+        camera={n: getattr(cam, n) for n in ("R", "T", "f", "c", "k", "p")},
+        pose_3d_world=world, pose_2d_sh=record["pose_2d_sh"])
+    for name in ("pose_3d", "pose_3d_world", "pose_2d_gt"):
+      assert want[name].tobytes() == np.asarray(record[name]).tobytes(), (subject, action, name)
+    checked += 1
+  assert checked == 3 * 4
+
+
+def test_a_workers_error_names_the_file(h36m_mini_dir, tmp_path, monkeypatch):
+  manual = _link_subset(h36m_mini_dir, tmp_path / "manual")
+  bad = os.path.join(manual, "S1", "StackedHourglass", "Directions_1.58860488.h5")
+  os.remove(bad)
+  shutil.copy(os.path.join(h36m_mini_dir, "cameras.h5"), bad)  # an HDF5 file without 'poses'
+  monkeypatch.setenv("JPOSE_PREPARE_WORKERS", "2")
+  with pytest.raises(h36m_files.H36mFileError,
+                     match=r"S1/StackedHourglass/Directions_1.58860488.h5: dataset 'poses' "
+                           r"is missing"):
+    datasets.prepare("h36m", str(tmp_path / "out"), manual)
+  assert not datasets.is_built("h36m", str(tmp_path / "out"))
+
+
+def test_bad_worker_count_is_named(h36m_mini_dir, tmp_path, monkeypatch):
+  monkeypatch.setenv("JPOSE_PREPARE_WORKERS", "0")
+  with pytest.raises(ValueError, match=r"\$JPOSE_PREPARE_WORKERS: '0' is not a positive"):
+    datasets.prepare("h36m", str(tmp_path), h36m_mini_dir)
+  assert not datasets.is_built("h36m", str(tmp_path))
