@@ -190,17 +190,20 @@ def lower_train_step(config, batch_size: int, platform: str):
   return step_fn.trace(state, batch, resident).lower(lowering_platforms=(platform,))
 
 
-def compile_cold_and_warm(lowered, cache_dir: str) -> tuple[float, float]:
-  """Seconds to compile `lowered` cold (into an empty persistent cache at cache_dir) and
-  warm (from that cache, as a rerun would, after JAX's in-memory caches are cleared)."""
+def compile_cold_and_warm(lower, cache_dir: str):
+  """Seconds to compile `lower()`'s program cold (into an empty persistent cache at
+  cache_dir) and warm (lowered anew after JAX's in-memory caches are cleared, so the
+  executable comes from that cache, as in a rerun). A Lowered object keeps its first
+  executable, so each compile gets a fresh one. Returns (cold s, warm s, the warm
+  executable)."""
   compile_cache.enable(cache_dir, min_compile_time_s=0.0)
   t0 = time.perf_counter()
-  lowered.compile()
+  lower().compile()
   cold = time.perf_counter() - t0
   jax.clear_caches()
   t0 = time.perf_counter()
-  lowered.compile()
-  return cold, time.perf_counter() - t0
+  compiled = lower().compile()
+  return cold, time.perf_counter() - t0, compiled
 
 
 def _compiled_train_step(config, batch_size: int, compile_cache_dir: str | None = None):
@@ -208,15 +211,13 @@ def _compiled_train_step(config, batch_size: int, compile_cache_dir: str | None 
   state, batch, resident, trainer, compile seconds, warm compile seconds or None). With
   compile_cache_dir, the compile is timed cold and warm (`compile_cold_and_warm`)."""
   step_fn, state, batch, resident, trainer = _train_step_inputs(config, batch_size)
-  lowered = step_fn.lower(state, batch, resident)
-  warm = None
   if compile_cache_dir:
-    cold, warm = compile_cold_and_warm(lowered, compile_cache_dir)
+    cold, warm, compiled = compile_cold_and_warm(
+        lambda: step_fn.lower(state, batch, resident), compile_cache_dir)
+    return compiled, state, batch, resident, trainer, cold, warm
   t0 = time.perf_counter()
-  compiled = lowered.compile()
-  if not compile_cache_dir:
-    cold = time.perf_counter() - t0
-  return compiled, state, batch, resident, trainer, cold, warm
+  compiled = step_fn.lower(state, batch, resident).compile()
+  return compiled, state, batch, resident, trainer, time.perf_counter() - t0, None
 
 
 def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = None,
@@ -266,6 +267,7 @@ def benchmark(config, batch_size: int, steps: int, profile_dir: str | None = Non
           "tflops_per_s": round(tflops, 4) if tflops else None,
           "mfu": round(tflops / (peak * jax.device_count()), 4) if tflops and peak else None,
           "peak_memory_bytes": memory.get("peak_bytes_in_use"),
+          "program_memory_bytes": program_memory_bytes(compiled),
           "device_kind": device_kind, "device_count": jax.device_count(),
           **({"profile_top_ops": profile} if profile else {})}
 
@@ -295,13 +297,15 @@ def benchmark_heatmap_cost(config, batch_size: int, rounds: int) -> dict:
   on, off = config.copy_and_resolve_references(), config.copy_and_resolve_references()
   on.integral.heatmap_weight, on.integral.heatmap_start_step = 1.0, 0
   off.integral.heatmap_weight = 0.0
-  steps = {name: list(_compiled_train_step(c, batch_size)[:4])
+  steps = {name: list(_compiled_train_step(c, batch_size)[:5])
            for name, c in (("heatmap", on), ("integral_only", off))}
   times = _alternating_rounds(steps, rounds)
   on_s, off_s = statistics.median(times["heatmap"]), statistics.median(times["integral_only"])
   return {"batch_size": batch_size, "rounds": rounds,
-          "flops_heatmap": _flops(steps["heatmap"][0]),
-          "flops_integral_only": _flops(steps["integral_only"][0]),
+          "flops_heatmap": _dispatch_flops(steps["heatmap"]),
+          "flops_integral_only": _dispatch_flops(steps["integral_only"]),
+          "xla_flops_heatmap": _flops(steps["heatmap"][0]),
+          "xla_flops_integral_only": _flops(steps["integral_only"][0]),
           "step_ms_heatmap": round(on_s * 1e3, 1), "step_ms_integral_only": round(off_s * 1e3, 1),
           "heatmap_share": round((on_s - off_s) / on_s, 4),
           "round_shares": [round((a - b) / a, 4) for a, b in zip(times["heatmap"],
@@ -475,7 +479,9 @@ def benchmark_integral_net(size: int, batch_size: int, steps: int, resnet_depth:
   args = [(params, optimizer.init(params), variables["batch_stats"], images)]
   count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
   return {"model": "integral_net", "resnet_depth": resnet_depth, "params": count,
-          "batch_size": batch_size, "size": size, **_images_per_s(step, args, batch_size, steps)}
+          "batch_size": batch_size, "size": size,
+          "flops_per_step": flop_count.count(step, *args[0]).total,
+          **_images_per_s(step, args, batch_size, steps)}
 
 
 def benchmark_exported(config, steps: int) -> dict:
@@ -519,6 +525,24 @@ def benchmark_exported(config, steps: int) -> dict:
     result["frame_ms"] = timed((1,))
     result["batch_1024_ms_per_frame"] = timed((1_024,)) / 1_024
   return result
+
+
+def _dispatch_flops(run: list) -> int:
+  """Per-step FLOPs of a `_compiled_train_step` result's trainer, counted from the jaxpr."""
+  _, state, batch, resident, trainer = run[:5]
+  return train_step_flops(trainer, state, jax.tree.map(lambda b: b[0], batch), resident)
+
+
+def program_memory_bytes(compiled) -> int | None:
+  """Device memory one compiled program needs (arguments, outputs and temporaries, less
+  donated aliases), from XLA's memory analysis; unlike the device's peak, which holds
+  since the process started, it belongs to this program alone."""
+  try:
+    m = compiled.memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+               - m.alias_size_in_bytes)
+  except (AttributeError, NotImplementedError, TypeError):
+    return None
 
 
 def train_step_flops(trainer, state, batch, resident) -> int:
