@@ -188,6 +188,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.hmr.shape_weight = 0.0
   c.hmr.critic = True  # Train with the WGAN-GP critic (HMR + KCS + shape streams).
   c.hmr.adversarial_weight = 0.01  # Weight of the generator's -critic(fake).
+  # The fakes the critic judges: "all" (as HMR's trainer: every IEF iteration's Theta, B x
+  # iterations fakes against as many real samples, and the generator's adversarial loss
+  # their mean) or "last" (only the final iteration's, as jpose did before issue 26).
+  c.hmr.critic_iterations = "all"
   c.hmr.n_critic = 5  # Critic updates per generator step (Gulrajani et al.: 5).
   c.hmr.gp_weight = 10.0  # Gradient penalty lambda (Gulrajani et al.: 10).
   # Critic Adam (Gulrajani et al.: 1e-4, ...); keep it ~10x the regressor's rate, or the

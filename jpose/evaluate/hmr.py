@@ -9,7 +9,7 @@ once with a fixed shape, view and look):
   iou   intersection over union of the predicted mesh's hard silhouette and the true one;
   p2    PA-MPJPE (mm) of the Human3.6M-regressor joints against the true ones.
 On recorded crops (`eval.images`, e.g. LSP-extended): kpr and pck only (no silhouettes
-or 3D). Writes hmr_results.json / .md and, at the end, meshes.png.
+or 3D), against the body's joints in the records' layout (LSP's for LSP and MPII). Writes hmr_results.json / .md and, at the end, meshes.png.
 """
 
 from __future__ import annotations
@@ -48,10 +48,14 @@ def _pck(projected_px, target_px, visible, alpha: float = PCK_ALPHA):
   return jnp.sum(close & seen, axis=1) / jnp.maximum(jnp.sum(seen, axis=1), 1)
 
 
-def keypoint_metrics(trainer, body, images) -> dict[str, jax.Array]:
+def keypoint_metrics(trainer, body, images, uses_lsp: bool = False) -> dict[str, jax.Array]:
+  """kpr and pck against the images' joints, compared with the body's joints in the
+  images' own layout (`hmr.uses_lsp_joints`: LSP-layout records against the LSP
+  regressor's joints), as in training."""
   target = hmr_losses.to_normalised(images["joints_2d"], trainer.size)
-  projected_px = hmr_losses.to_pixels(body["keypoints_2d"], trainer.size)
-  return {"kpr": hmr_losses.keypoint_reprojection_l1_per_example(body["keypoints_2d"], target,
+  predicted = trainer.keypoints_2d(body, uses_lsp)
+  projected_px = hmr_losses.to_pixels(predicted, trainer.size)
+  return {"kpr": hmr_losses.keypoint_reprojection_l1_per_example(predicted, target,
                                                                  images["visible"]),
           "pck": _pck(projected_px, images["joints_2d"], images["visible"])}
 
@@ -125,12 +129,14 @@ records' crop size to the model's."""
       source, sharding.per_process_batch(trainer.config.eval.batch_size),
       image_records.CROP_SIZE, records)
 
+  uses_lsp = hmr.uses_lsp_joints(source.name)
+
   @jax.jit
   def step(state, images, body_model):
     images = hmr.resize_crops(images, trainer.size)
     body = trainer.predict_bodies(state, augment_lib.to_float_image(images["image"]),
                                   body_model)
-    return keypoint_metrics(trainer, body, images)
+    return keypoint_metrics(trainer, body, images, uses_lsp)
 
   sums, count = {"kpr": 0.0, "pck": 0.0}, 0
   for batch in tqdm.tqdm(dataset, desc=f"eval {source.name}", leave=False,

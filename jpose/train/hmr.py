@@ -10,7 +10,9 @@ L_kpr the keypoint reprojection L1, L_mr the silhouette chamfer loss
 stream) trains by WGAN-GP: `hmr.n_critic` Adam updates per generator step, each
 on fresh real samples against this step's generated bodies (computed before the
 generator's update, so one forward pass serves both), with gradient penalty
-`hmr.gp_weight`.
+`hmr.gp_weight`. As in HMR's trainer, the generated bodies are those of every IEF
+iteration (`hmr.critic_iterations="all"`: B x iterations fakes against as many real
+samples, L_adv their mean); "last" judges the final iteration's only.
 
 Images are, by default, the built-in rendered bodies (`jpose.data.rendered_body`): the
 body model (ANNY by default) posed by a pose library (the 1,000 real SMPL fits of LSP by
@@ -45,6 +47,7 @@ from jpose.data import image_records
 from jpose.data import mosh_files
 from jpose.data import pipeline
 from jpose.data import rendered_body
+from jpose.geometry import skeleton
 from jpose.geometry import weak_perspective
 from jpose.losses import hmr as hmr_losses
 from jpose.models import hmr as hmr_model
@@ -136,7 +139,29 @@ class _Indices:
 
 
 # The fields of a recorded image batch the step reads (jpose.data.image_pipeline).
-RECORD_KEYS = ("image", "joints_2d", "visible", "silhouette", "has_silhouette")
+RECORD_KEYS = ("image", "joints_2d", "visible", "silhouette", "has_silhouette", "source")
+
+# Each image dataset's keypoints, stored in H36M-17 slots, are compared with the body
+# model's joints in that dataset's own layout. Human3.6M's are the H36M regressor's. The
+# others annotate LSP's joints as HMR compares them with its LSP-layout (cocoplus)
+# joints: LSP's neck and head top, which MPII's upper neck and head top are too, and the
+# same limb joints as COCO's (whose nose keeps the H36M regressor's Neck/Nose). On ANNY
+# the LSP neck is 103.8 mm from the H36M thorax and the head top 46.1 mm from the head.
+H36M_LAYOUT_DATASETS = ("h36m_images",)
+
+
+def uses_lsp_joints(dataset: str) -> bool:
+  """Whether a dataset's keypoints ("name" or "name/config") are LSP-layout joints."""
+  return dataset.split("/")[0] not in H36M_LAYOUT_DATASETS
+
+
+def lsp_in_h36m_slots(h36m, lsp):
+  """(..., 17, D) H36M-regressor and (..., 14, D) LSP-regressor joints -> (..., 17, D):
+  the LSP joints in the H36M-17 slots the records put them in
+  (`skeleton.LSP_14_TO_H36M_17`), the H36M joints in the slots LSP lacks."""
+  index = np.asarray(skeleton.LSP_14_TO_H36M_17)
+  gathered = jnp.take(lsp, np.maximum(index, 0), axis=-2)
+  return jnp.where((index >= 0)[:, None], gathered, h36m)
 
 
 class HmrTrainer:
@@ -168,6 +193,8 @@ class HmrTrainer:
     # UP-3D silhouettes, MPII, ...), mixed at their weights. Records without a silhouette
     # train KPR only.
     self.sources = integral.parse_sources(config.data.images)
+    # Per source (the batch's "source" index): compare its keypoints with LSP joints.
+    self.source_uses_lsp = np.array([uses_lsp_joints(s.name) for s in self.sources], bool)
     self.batch_keys = RECORD_KEYS if self.sources else ("index",)
     self.augment_params = integral.AUGMENT_PRESETS[config.data.augment]
     if h.prior:
@@ -181,6 +208,9 @@ class HmrTrainer:
     self.models = {"net": registry.build("hmr_net", config)}
     self.optimizers = {"net": optimizers.make_optimizer(config, config.train.learning_rate,
                                                         config.train.lr_decay_steps or 1)}
+    if h.critic_iterations not in ("all", "last"):
+      raise ValueError(f"config.hmr.critic_iterations='{h.critic_iterations}': 'all' (HMR's "
+                       "fakes of every IEF iteration) or 'last'")
     if h.critic:
       self.models["critic"] = registry.build("hmr_critic", config)
       self.optimizers["critic"] = optax.adam(h.critic_learning_rate, b1=h.critic_b1,
@@ -210,7 +240,7 @@ class HmrTrainer:
     s = image_records.CROP_SIZE
     shapes = {"image": ((s, s, 3), jnp.uint8), "joints_2d": ((17, 2), jnp.float32),
               "visible": ((17,), jnp.float32), "silhouette": ((s, s), jnp.float32),
-              "has_silhouette": ((), jnp.float32)}
+              "has_silhouette": ((), jnp.float32), "source": ((), jnp.int32)}
     return {k: jax.ShapeDtypeStruct((batch_size,) + shape, dtype)
             for k, (shape, dtype) in shapes.items()}
 
@@ -228,6 +258,8 @@ class HmrTrainer:
       images = resize_crops({k: batch[k] for k in RECORD_KEYS}, self.size)
     else:  # (the rendered distance maps are recomputed below; jit drops the first ones.)
       images = self.render(resident, resident["poses"], batch["index"], self.config.seed)
+      # Rendered bodies carry the H36M regressor's joints.
+      images["source"] = jnp.full(batch["index"].shape, -1, jnp.int32)
     images = {k: images[k] for k in RECORD_KEYS}
     if self.config.data.augment != "none":
       images = augment_lib.augment(images, state_lib.stream(state, "augment"),
@@ -269,19 +301,39 @@ class HmrTrainer:
   def bodies(self, model: body_model.BodyModel, theta) -> dict[str, jax.Array]:
     """(B, 85) Theta -> the posed bodies, projected: vertices (B, V, 3) metres, joints
     (B, 24, 3) kinematic, keypoints_3d (B, 17, 3) Human3.6M regressor joints, and their
-    normalised projections vertices_2d (B, V, 2) and keypoints_2d (B, 17, 2)."""
+    normalised projections vertices_2d (B, V, 2) and keypoints_2d (B, 17, 2), and
+    lsp_keypoints_2d (B, 17, 2): the LSP regressor's joints in H36M-17 slots
+    (`lsp_in_h36m_slots`), which LSP-layout records are compared with."""
     camera, pose, betas = hmr_model.split_theta(theta)
     vertices, joints = lbs.skin_batch(model, pose, betas)
     keypoints = lbs.regress(model, vertices, "h36m")
+    lsp = lsp_in_h36m_slots(keypoints, lbs.regress(model, vertices, "lsp"))
     project = jax.vmap(weak_perspective.project_hmr)
     return {"vertices": vertices, "joints": joints, "keypoints_3d": keypoints,
             "vertices_2d": project(vertices, camera), "keypoints_2d": project(keypoints, camera),
+            "lsp_keypoints_2d": project(lsp, camera),
             "camera": camera, "pose": pose, "betas": betas}
+
+  def keypoints_2d(self, body: dict, uses_lsp) -> jax.Array:
+    """(B, 17, 2) the body's projected joints in each example's own layout: uses_lsp (B,)
+    bool, or one bool for the batch (`uses_lsp_joints`)."""
+    uses_lsp = jnp.broadcast_to(jnp.asarray(uses_lsp), body["keypoints_2d"].shape[:1])
+    return jnp.where(uses_lsp[:, None, None], body["lsp_keypoints_2d"], body["keypoints_2d"])
+
+  def batch_uses_lsp(self, images: Batch) -> jax.Array:
+    """(B,) whether each example of a training batch holds LSP-layout keypoints (source
+    -1: a rendered body, H36M's)."""
+    if "source" not in images or not self.source_uses_lsp.size:
+      return jnp.zeros(images["joints_2d"].shape[:1], bool)
+    table = jnp.asarray(self.source_uses_lsp)
+    source = images["source"]
+    return (source >= 0) & table[jnp.clip(source, 0, table.shape[0] - 1)]
 
   def losses(self, body: dict, images: Batch, key, with_mr: bool = True) -> dict[str, jax.Array]:
     """KPR and (unless not `with_mr`) MR of predicted bodies against an image batch."""
     target = hmr_losses.to_normalised(images["joints_2d"], self.size)
-    kpr = hmr_losses.keypoint_reprojection_l1(body["keypoints_2d"], target, images["visible"])
+    predicted = self.keypoints_2d(body, self.batch_uses_lsp(images))
+    kpr = hmr_losses.keypoint_reprojection_l1(predicted, target, images["visible"])
     if not with_mr:
       return {"kpr": kpr}
     mr, any_pixel = self.mesh_reprojection(body, images, key)
@@ -313,6 +365,23 @@ class HmrTrainer:
     _, joints = lbs.skin_batch(resident["joint_body"], pose, beta)
     return critic_inputs(self.body, pose, joints, beta)
 
+  def critic_fakes(self, resident, thetas, body: dict) -> dict[str, jax.Array]:
+    """The generated bodies the critic judges (`hmr.critic_iterations`): every IEF
+    iteration's (`iteration_fakes`), or the final `body`'s alone."""
+    if self.config.hmr.critic_iterations == "all":
+      return self.iteration_fakes(resident["joint_body"], thetas)
+    return critic_inputs(self.body, body["pose"], body["joints"], body["betas"])
+
+  def iteration_fakes(self, joint_body: body_model.BodyModel, thetas) -> dict[str, jax.Array]:
+    """(B, iterations, 85) Theta -> the critic inputs of every IEF iteration's body,
+    iteration-major (B x iterations rows), as HMR's trainer concatenates its fakes. The
+    kinematic joints come from `joint_body` (`body_fit.reduce_to_regressors`: the same
+    posed joints, without skinning the mesh once per iteration)."""
+    flat = jnp.swapaxes(thetas, 0, 1).reshape(-1, thetas.shape[-1])
+    _, pose, betas = hmr_model.split_theta(flat)
+    _, joints = lbs.skin_batch(joint_body, pose, betas)
+    return critic_inputs(self.body, pose, joints, betas)
+
   def _critic_score(self, params, inputs):
     return self.models["critic"].apply({"params": params}, **inputs)
 
@@ -333,7 +402,7 @@ class HmrTrainer:
       if h.shape_weight:
         terms["shape_l2"] = jnp.mean(jnp.sum(body["betas"]**2, axis=-1))
         total = total + h.shape_weight * terms["shape_l2"]
-      fake = critic_inputs(self.body, body["pose"], body["joints"], body["betas"])
+      fake = self.critic_fakes(resident, thetas, body)
       if has_critic:
         terms["adversarial"] = -jnp.mean(self._critic_score(state.params["critic"], fake))
         total = total + h.adversarial_weight * terms["adversarial"]
