@@ -4,7 +4,8 @@ position, so a resumed run sees the batches an uninterrupted one would.
 A step that cannot be read (truncated or zeroed file, missing metadata, empty folder) is
 skipped with a one-line warning for the next newest readable one; a training run moves
 it to <workdir>/damaged_checkpoints/ so that its step can be written again. Nothing is
-ever deleted here except the partial folder of a save that failed.
+ever deleted here. A save that failed in orbax's background thread raises CheckpointError
+at the next check_saved() (every dispatch), naming its step folder and cause.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import glob
 import logging as logging_std
 import os
-import shutil
 import time
 from typing import Any
 
@@ -119,17 +119,17 @@ class Checkpointer:
   def _failed(self, error: Exception):
     step, self._saving = self._saving, None
     path = os.path.join(self.directory, str(step))
-    # The partial folder of the failed save goes: on a full disk it holds the space the
-    # next save needs, and orbax would remove it at the next start anyway.
+    # The failed save's partial folder stays: orbax's writer threads may still be landing
+    # files in it (removing it here raced them), and the next start of a run in this
+    # workdir removes it (cleanup_tmp_directories) before it saves anything.
     partial = glob.glob(f"{path}.orbax-checkpoint-tmp*")
-    for folder in partial:
-      shutil.rmtree(folder, ignore_errors=True)
     latest = [s for s in self.manager.all_steps() if s != step]
     kept = (f"the last good checkpoint (step {max(latest)}) is kept" if latest
             else "no earlier checkpoint exists")
     raise CheckpointError(
         f"saving checkpoint {path} failed ({_cause(error)}); "
-        f"{'its partial folder was removed; ' if partial else ''}{kept}") from error
+        f"{'its partial folder is left for the next start to remove; ' if partial else ''}"
+        f"{kept}") from error
 
   def _restore_step(self, abstract_state, step: int):
     folder = os.path.join(self.directory, str(step))

@@ -184,9 +184,16 @@ def test_failed_save_stops_the_run_with_one_line(tfds_dir, tmp_path):
   assert len(ours) == 1, out.stderr[-3000:]
   assert ours[0].startswith(f"jpose.main: saving checkpoint {workdir}/checkpoints/20 failed (")
   assert "File too large" in ours[0]
-  assert ours[0].endswith("its partial folder was removed; the last good checkpoint (step 10) "
-                          "is kept")
-  assert sorted(os.listdir(workdir / "checkpoints")) == ["10"]  # no 30, no tmp folder
+  assert ours[0].endswith("its partial folder is left for the next start to remove; the last "
+                          "good checkpoint (step 10) is kept")
+  left = sorted(os.listdir(workdir / "checkpoints"))  # no 30: the run stopped
+  assert left[0] == "10" and len(left) == 2 and left[1].startswith("20.orbax-checkpoint-tmp")
+  assert checkpointing.Checkpointer(str(workdir), 3).manager.all_steps() == [10]
+  for _ in range(100):  # the next start removes it (in the background, before any save)
+    if os.listdir(workdir / "checkpoints") == ["10"]:
+      break
+    time.sleep(0.1)
+  assert os.listdir(workdir / "checkpoints") == ["10"]
 
 
 def test_preempted_cli_run_exits_143_after_saving(tfds_dir, tmp_path):
