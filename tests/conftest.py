@@ -9,6 +9,9 @@ import pytest
 
 def pytest_configure(config):
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  # The commands the tests start would share ~/.cache/jpose/xla across test workers;
+  # tests/test_compile_cache.py turns the cache on in a folder of its own.
+  os.environ.setdefault("JPOSE_COMPILATION_CACHE", "off")
 
 
 @pytest.fixture(scope="session")
