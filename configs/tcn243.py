@@ -8,6 +8,12 @@ noise (sigma 0.1 in normalised units, as in Kato et al.); batch 1024; 80 epochs.
   python -m jpose.main --config configs/tcn243.py --workdir /tmp/tcn243_h36m \
       --config.data.name=h36m --config.data.manual_dir=/path/to/h36m
   python -m jpose.main --config configs/tcn243.py:tiny --workdir /tmp/tiny   # smoke test
+
+On one GPU (an H200 steps at 222,000 samples/s in bfloat16: the 80 epochs in ~9 min):
+
+  python -m jpose.main --config configs/tcn243.py --workdir /tmp/tcn243_gpu \
+      --config.data.name=h36m --config.data.manual_dir=/path/to/h36m \
+      --config.train.compute_dtype=bfloat16 --config.train.steps_per_dispatch=10
 """
 
 from configs import common
