@@ -3,6 +3,9 @@
   python -m jpose.main --config configs/martinez.py --workdir /tmp/martinez
   python -m jpose.main --config configs/martinez.py --workdir /tmp/martinez --mode=eval
   python -m jpose.main --config configs/martinez.py:tiny --workdir /tmp/t --config.seed=3
+
+Exit status: 0 finished; 143 preempted by SIGTERM after saving (rerun to resume); 1 a
+non-finite or diverging run, a failed save or no readable checkpoint (one line each).
 """
 
 import sys
