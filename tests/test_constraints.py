@@ -48,6 +48,8 @@ def _installed_closure(name: str, extras: frozenset) -> dict[str, str]:
   return versions
 
 
+@pytest.mark.skipif(not os.environ.get("CI"), reason="only CI installs with -c "
+                    "constraints.txt (.ci/run); a developer's own versions may differ")
 def test_installed_packages_equal_the_pins():
   installed = {n: v for n, v in _installed_closure("jpose", frozenset({"test"})).items()
                if n not in NOT_PINNED}
