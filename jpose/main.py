@@ -15,6 +15,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jpose import compile_cache
 from jpose.train import checkpointing
 from jpose.train import loop
 
@@ -41,6 +42,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
+  compile_cache.enable()  # a rerun loads its compiled programs from disk
   try:
     if _MODE.value == "eval":
       loop.evaluate_checkpoint(config, _WORKDIR.value, output_dir=_OUTPUT_DIR.value)

@@ -49,3 +49,14 @@ def test_an_unwritable_folder_turns_the_cache_off_with_one_line(tmp_path, capsys
   assert compile_cache.enable(str(blocker / "xla")) is None
   line = capsys.readouterr().out.strip()
   assert line.startswith("jpose: compilation cache off: cannot create") and str(blocker) in line
+
+
+def test_jpose_main_fills_the_cache(tfds_dir, tmp_path):
+  # tcn243's tiny train step takes 3-4 s to compile here, over the 1 s threshold.
+  env = dict(os.environ, JPOSE_COMPILATION_CACHE=str(tmp_path / "xla"))
+  subprocess.run([sys.executable, "-m", "jpose.main", "--config", "configs/tcn243.py:tiny",
+                  "--workdir", str(tmp_path / "run"), f"--config.data.data_dir={tfds_dir}",
+                  "--config.train.num_steps=2", "--config.train.log_every=2",
+                  "--config.train.checkpoint_every=2", "--mode=train"],
+                 env=env, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
+  assert any(name.endswith("-cache") for name in os.listdir(tmp_path / "xla"))
