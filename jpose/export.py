@@ -27,6 +27,7 @@ import jax
 from jax import export as jax_export
 import ml_collections
 
+from jpose import cli
 from jpose import compile_cache
 from jpose.evaluate import lifting
 from jpose.geometry import skeleton
@@ -122,7 +123,7 @@ def main(argv):
     exported = export_model(config, trainer, state, FLAGS.score_threshold,
                             tuple(FLAGS.platforms))
   except (FileNotFoundError, ValueError) as e:
-    sys.exit(f"jpose.export: {e}")
+    cli.fail("jpose.export", cli.message(e))
   meta = metadata(config, state, exported, FLAGS.score_threshold, FLAGS.workdir)
   paths = write(exported, meta, FLAGS.out)
   print(f"jpose.export: wrote {paths[0]} ({os.path.getsize(paths[0]) / 1e6:.1f} MB, "
@@ -131,5 +132,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  flags.mark_flags_as_required(["workdir", "out"])
-  app.run(main)
+  cli.run("jpose.export", main, required=("workdir", "out"))

@@ -27,6 +27,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from jpose import cli
 from jpose import compile_cache
 from jpose.body import fit
 from jpose.body import priors
@@ -176,4 +177,4 @@ def main(argv):
 
 if __name__ == "__main__":
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  cli.run("jpose.fit", main)

@@ -31,6 +31,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from jpose import cli
 from jpose import compile_cache
 from jpose.data import blazepose
 from jpose.data import keypoints as keypoint_files
@@ -176,10 +177,9 @@ def main(argv):
         FLAGS.config, FLAGS.score_threshold, FLAGS.frames, FLAGS.person, FLAGS.fps,
         FLAGS.animation)
   except (FileNotFoundError, ValueError, ImportError) as e:
-    sys.exit(f"jpose.infer: {e}")
+    cli.fail("jpose.infer", cli.message(e))
 
 
 if __name__ == "__main__":
   define_flags()
-  flags.mark_flags_as_required(["workdir", "out"])
-  app.run(main)
+  cli.run("jpose.infer", main, required=("workdir", "out"))

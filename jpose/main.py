@@ -8,13 +8,14 @@ Exit status: 0 finished; 143 preempted by SIGTERM after saving (rerun to resume)
 non-finite or diverging run, a failed save or no readable checkpoint (one line each).
 """
 
+import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jpose import cli
 from jpose import compile_cache
 from jpose.train import checkpointing
 from jpose.train import loop
@@ -28,20 +29,17 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "--mode=eval: where results, figures and TensorBoard events go "
     "(default: the workdir), e.g. to evaluate a read-only workdir.")
 
-
-def _parse_flags(argv):
-  """absl flag parsing that reports a bad config key or value in one line, no traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
-    message = str(e).strip().strip("'\"").replace("\\n", " ")
-    sys.exit(f"jpose.main: bad flag or config override: {message}")
+_parse_flags = cli.parse_flags("jpose.main")  # tests/train/_run_full_disk.py runs main with it
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
+  for flag in (_WORKDIR, _OUTPUT_DIR):
+    if flag.value and os.path.exists(flag.value) and not os.path.isdir(flag.value):
+      raise cli.UsageError(f"--{flag.name} {flag.value}", "is a file, not a folder",
+                           "give a new or existing folder")
   compile_cache.enable()  # a rerun loads its compiled programs from disk
   try:
     if _MODE.value == "eval":
@@ -53,12 +51,7 @@ def main(argv):
     sys.exit(loop.PREEMPTED_EXIT_STATUS)
   except (loop.NonFiniteLossError, checkpointing.CheckpointError) as e:
     sys.exit(f"jpose.main: {e}")  # status 1; the last good checkpoint is kept.
-  except (KeyError, ValueError) as e:
-    if str(e).strip("'\"").startswith("config."):
-      sys.exit(f"jpose.main: {str(e).strip(chr(39))}")
-    raise
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main, flags_parser=_parse_flags)
+  cli.run("jpose.main", main, required=("config", "workdir"))

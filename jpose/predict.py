@@ -36,6 +36,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from jpose import cli
 from jpose import compile_cache
 from jpose.data import datasets
 from jpose.data import image_pipeline
@@ -196,10 +197,9 @@ def main(argv):
     run(FLAGS.workdir, FLAGS.splits, FLAGS.frame_stride, FLAGS.max_sequences, FLAGS.out,
         FLAGS.config, FLAGS.batch_size, FLAGS.images, FLAGS.flip_test)
   except (FileNotFoundError, ValueError) as e:
-    sys.exit(f"jpose.predict: {e}")
+    cli.fail("jpose.predict", cli.message(e))
 
 
 if __name__ == "__main__":
   define_flags()
-  flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run("jpose.predict", main, required=("workdir",))

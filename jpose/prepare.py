@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from jpose import cli
 from jpose.data import datasets
 
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset to build: one of "
@@ -49,6 +50,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("dataset")
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  cli.run("jpose.prepare", main, required=("dataset",))
