@@ -127,6 +127,22 @@ def _detect(video: video_lib.VideoFrames, model_path: str) -> keypoint_files.Key
       image_size=video.size, people=np.ones(len(found), np.int32), source=video.path)
 
 
+def check_consecutive(path: str, track: keypoint_files.KeypointTrack, frames: str) -> None:
+  """With frames="sequence", refuses integer frame ids that are not consecutive (a COCO
+  annotation file's unrelated images): lifting them as a video would interpolate and
+  smooth across different people."""
+  ids = list(track.frame_ids)
+  if frames != "sequence" or len(ids) < 2:
+    return
+  if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids):
+    return  # named frames ("f2.jpg"): ordered by name, as read_keypoints documents
+  if any(int(b) != int(a) + 1 for a, b in zip(ids, ids[1:])):
+    shown = ", ".join(str(i) for i in ids[:4]) + (", ..." if len(ids) > 4 else "")
+    raise ValueError(f"{path}: image ids {shown} are not consecutive frames of one video; "
+                     "if these are separate images rather than frames of one video, pass "
+                     "--frames=images")
+
+
 def run(workdir: str, out_dir: str, keypoints: str | None = None, video: str | None = None,
         blazepose_model: str | None = None,
         config: ml_collections.ConfigDict | str | None = None,
@@ -142,6 +158,8 @@ def run(workdir: str, out_dir: str, keypoints: str | None = None, video: str | N
   video_frames = video_lib.read_video(video) if video else None
   track = (keypoint_files.read_keypoints(keypoints, frames=frames, person=person) if keypoints
            else _detect(video_frames, blazepose_model))
+  if keypoints:
+    check_consecutive(keypoints, track, frames)
   points, usable, guessed, report = clean_track(track, score_threshold,
                                                 interpolate=frames == "sequence")
   for name in report["joints_never_seen"]:
