@@ -6,6 +6,7 @@ Used by the evaluation (writes <workdir>/poses.png) and the Colab demos.
 from __future__ import annotations
 
 from matplotlib import figure as figure_lib
+from matplotlib import ticker
 import numpy as np
 
 from jpose.geometry import skeleton as skeleton_lib
@@ -35,6 +36,12 @@ def draw_2d(ax, pose_2d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str =
   ax.set_title(title)
 
 
+# A predicted 2D pose whose joints all lie within this many pixels is drawn as one point.
+_COLLAPSED_PX = 2.0
+# 3D panels: at most this many ticks an axis, so that their labels do not run together.
+_TICKS_3D = 3
+
+
 def draw_image(ax, image: np.ndarray, joints_2d: np.ndarray, skeleton=skeleton_lib.H36M_17,
                title: str = "", missing: np.ndarray | None = None) -> None:
   """(H, W, 3) image (floats in [0, 1], or uint8) with a (J, 2) pixel pose drawn on it.
@@ -53,6 +60,13 @@ def draw_image(ax, image: np.ndarray, joints_2d: np.ndarray, skeleton=skeleton_l
     guessed = missing is not None and (missing[parent] or missing[child])
     ax.plot(seg[:, 0], seg[:, 1], color=_bone_colour(child, skeleton), lw=2,
             ls="--" if guessed else "-")
+  finite = joints_2d[np.isfinite(joints_2d).all(axis=-1)]
+  if len(finite) > 1 and np.ptp(finite, axis=0).max() < _COLLAPSED_PX:
+    # Every joint on one spot draws no bone: mark the spot and say so in the title.
+    ax.scatter(finite[:1, 0], finite[:1, 1], s=120, facecolors="none", edgecolors="red",
+               linewidths=2, zorder=4)
+    title = f"{title} (all {len(finite)} joints at one point)" if title else (
+        f"all {len(finite)} joints at one point")
   if missing is not None:
     missing = np.asarray(missing, bool)
     seen, guessed = joints_2d[~missing], joints_2d[missing]
@@ -81,6 +95,9 @@ def draw_3d(ax, pose_3d: np.ndarray, skeleton=skeleton_lib.H36M_17, title: str =
   ax.set_xlim(centre[0] - radius, centre[0] + radius)
   ax.set_ylim(centre[1] - radius, centre[1] + radius)
   ax.set_zlim(centre[2] - radius, centre[2] + radius)
+  for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+    axis.set_major_locator(ticker.MaxNLocator(_TICKS_3D))
+  ax.tick_params(labelsize=7)
   ax.view_init(elev=15, azim=azim)
   ax.set_title(title)
 
