@@ -278,6 +278,10 @@ def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: i
   return results
 
 
+# The progress bar shows the latest loss and samples/s at least this often, in steps.
+BAR_EVERY = 20
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        evaluate_at_end: bool = True) -> dict | None:
   """Trains config.train.num_steps steps (resuming from workdir) and evaluates."""
@@ -317,6 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   bar = tqdm.tqdm(total=num_steps, initial=start, desc="train", unit="step",
                   disable=jax.process_index() > 0, dynamic_ncols=True)
   t_log, steps_since_log = time.time(), 0
+  t_bar, bar_step = time.time(), start  # the bar's latest loss, between log_every steps
 
   leaf_names = float_leaf_names(exp.abstract_state)
   recent_losses = collections.deque(maxlen=100)  # the divergence guard's window.
@@ -368,6 +373,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         count += k
         steps_since_log += k
         bar.update(k)
+        if recent_losses and step - bar_step >= BAR_EVERY:
+          # The previous dispatch's loss, already read back by check(): no extra device sync.
+          now = time.time()
+          rate = (step - bar_step) * config.train.batch_size / max(now - t_bar, 1e-9)
+          bar.set_postfix(loss=f"{recent_losses[-1]:.4f}", samples_s=f"{rate:.0f}")
+          t_bar, bar_step = now, step
         if step % config.train.log_every == 0 or step == num_steps:
           check(*pending)
           scalars = {f"train/{name}": float(v) / count for name, v in sums.items()}
