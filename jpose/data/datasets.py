@@ -175,6 +175,13 @@ def _prepare_here(name: str, data_dir: str | None, manual_dir: str | None,
     builder = get_builder(name, scratch)
     download_config = tfds.download.DownloadConfig(
         manual_dir=manual_dir, download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    # tfds' own lines say "Downloading and preparing dataset Unknown size" when nothing is
+    # downloaded; jpose says what it builds, where, and from what.
+    builder._log_download_bytes = lambda: None  # pylint: disable=protected-access
+    builder._log_download_done = lambda: None  # pylint: disable=protected-access
+    source = (f"the files in {manual_dir}" if manual_dir
+              else "jpose's own generator (nothing is downloaded)")
+    print(f"jpose: building dataset {name} in {data_dir} from {source}", flush=True)
     builder.download_and_prepare(download_config=download_config)
     final = get_builder(name, data_dir)
     target = final.data_dir
