@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from jpose import infer
@@ -41,3 +42,14 @@ def test_real_coco_annotation_file_is_refused(real_data_dir):
   assert list(track.frame_ids) == [785, 40083, 196141, 197388]
   with pytest.raises(ValueError, match="--frames=images"):
     infer.check_consecutive(path, track, "sequence")
+
+
+def test_readme_example_keypoint_file_is_one_video():
+  """colab/example_keypoints.json, which the README points to: 50 consecutive frames of one
+  person, the right wrist under the score threshold in frames 20-23."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colab",
+                      "example_keypoints.json")
+  track = keypoint_files.read_keypoints(path)
+  infer.check_consecutive(path, track, "sequence")
+  assert track.points.shape == (50, 17, 2) and list(track.frame_ids) == list(range(50))
+  assert sorted(map(tuple, np.argwhere(track.scores < 0.3))) == [(t, 10) for t in range(20, 24)]
