@@ -19,6 +19,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jpose.models import resnet
 
@@ -30,6 +31,16 @@ NUM_BODY_JOINTS = 23  # the critic judges every joint but the root.
 
 # HMR's last regressor layer: variance_scaling(factor=0.01, FAN_AVG, uniform).
 _SMALL_XAVIER = nn.initializers.variance_scaling(0.01, "fan_avg", "uniform")
+
+
+def neutral_theta() -> np.ndarray:
+  """(NUM_THETA,) float32 start without a mean-parameter file: HMR's global flip (pi about
+  x, so that SMPL's +y up becomes the image's -y up), every other joint at rest, zero betas
+  and HMR's initial camera (scale 0.9, no shift: a ~2 m body fills the [-1, 1] crop)."""
+  theta = np.zeros(NUM_THETA, np.float32)
+  theta[0] = 0.9
+  theta[NUM_CAMERA] = np.pi
+  return theta
 
 
 def split_theta(theta: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:

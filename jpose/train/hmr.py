@@ -73,13 +73,11 @@ def load_body_model(config: ml_collections.ConfigDict) -> body_model.BodyModel:
 
 
 def mean_params_path(config: ml_collections.ConfigDict) -> str:
+  """config.hmr.mean_params, else $JPOSE_DATA_DIR's SMPL means, else "" (neutral Theta)."""
   if config.hmr.mean_params:
     return config.hmr.mean_params
   root = os.environ.get("JPOSE_DATA_DIR")
-  if not root:
-    raise FileNotFoundError("config.hmr.mean_params: unset, and $JPOSE_DATA_DIR (which "
-                            f"holds {smpl.MEAN_PARAMS}) is not set either")
-  return os.path.join(root, smpl.MEAN_PARAMS)
+  return os.path.join(root, smpl.MEAN_PARAMS) if root else ""
 
 
 def bones(model: body_model.BodyModel, joints):
@@ -184,7 +182,9 @@ class HmrTrainer:
                        f"joints and {self.body.num_betas} betas; HMR's Theta needs SMPL's 24 "
                        f"joints and {hmr_model.NUM_SHAPE} betas")
     self.joint_body = body_fit.reduce_to_regressors(self.body)
-    self.mean_theta = jnp.asarray(smpl.load_mean_params(mean_params_path(config)))
+    means = mean_params_path(config)
+    self.mean_theta = jnp.asarray(smpl.load_mean_params(means) if means
+                                  else hmr_model.neutral_theta())
     library = rendered_body.load_pose_library(h.image_library or None)
     self.train_poses, self.held_out_poses = split_library(library, h.held_out)
     self.render_config = rendered_body.BodyRenderConfig(size=self.size)
