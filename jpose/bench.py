@@ -38,13 +38,13 @@ import re
 import statistics
 import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
 import optax
 
 import configs
+from jpose import cli
 from jpose import compile_cache
 from jpose import export
 from jpose import flops as flop_count
@@ -629,8 +629,12 @@ def main(argv):
             f"{result['size']}, batch {result['batch_size']}")
     return
   if not f.config:
-    raise app.UsageError(f"--model {f.model} needs --config")
-  config = configs.load(f.config)
+    raise cli.UsageError(f"--model {f.model}", "needs --config", "add --config NAME")
+  try:
+    config = configs.load(f.config)
+  except ValueError as e:
+    raise cli.UsageError(f"--config {f.config}", str(e),
+                         "give a name in configs/ (e.g. martinez, tcn243:tiny) or a path") from e
   batch_size = f["batch-size"].value or config.train.batch_size
   if f.dtype:
     config.train.compute_dtype = f.dtype
@@ -681,4 +685,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run("jpose.bench", main)

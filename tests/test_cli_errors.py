@@ -90,3 +90,10 @@ def test_bugs_keep_their_traceback():
   assert cli.user_mistake(ValueError("shapes (3,) and (4,) differ")) is None
   assert cli.user_mistake(FileNotFoundError(2, "No such file", "/x/y")) == (
       "[Errno 2] No such file: '/x/y'; check the path")
+
+
+def test_bench_unknown_config_and_missing_config():
+  _one_line(_run("jpose.bench", "--config", "nope"), "jpose.bench", "--config nope",
+            "no config named 'nope'")
+  _one_line(_run("jpose.bench", "--model", "train_step"), "jpose.bench", "needs --config")
+  _one_line(_run("jpose.bench", "--no_such_flag"), "jpose.bench", "bad flag")
