@@ -187,9 +187,9 @@ def test_two_processes_with_jax_distributed_match_one(synthetic_train, tfds_dir,
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
   assert "process 0 of 2: 2 devices" in outputs[0] and "process 1 of 2: 2 devices" in outputs[1]
-  # tfds announces each build it starts: only process 0 built.
-  assert "Downloading and preparing dataset" in outputs[0]
-  assert "Downloading and preparing dataset" not in outputs[1]
+  # jpose announces each build it starts: only process 0 built.
+  assert "jpose: building dataset synthetic_h36m" in outputs[0]
+  assert "jpose: building dataset" not in outputs[1]
   subprocess.run([sys.executable, script, "single", "-", "-", tfds_dir,
                   str(tmp_path / "single.npz")], cwd=REPO, env=env, check=True, timeout=300,
                  capture_output=True)
