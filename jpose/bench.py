@@ -685,4 +685,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  cli.run("jpose.bench", main)
+  cli.run("jpose.bench", main, cache_compiles=False)  # it times cold compiles

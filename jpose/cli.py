@@ -16,6 +16,7 @@ from typing import Callable
 from absl import app
 from absl import flags
 
+from jpose import compile_cache
 from jpose import file_errors
 
 USAGE_EXIT_STATUS = 2
@@ -107,14 +108,19 @@ def guarded(command: str, main: Callable[[list[str]], None]) -> Callable[[list[s
   return wrapped
 
 
-def run(command: str, main: Callable[[list[str]], None], required: tuple[str, ...] = ()) -> None:
-  """absl's app.run with one-line answers to user mistakes; `required` flags are checked."""
+def run(command: str, main: Callable[[list[str]], None], required: tuple[str, ...] = (),
+        cache_compiles: bool = True) -> None:
+  """absl's app.run with one-line answers to user mistakes; `required` flags are checked.
+  With `cache_compiles`, JAX's persistent compilation cache is on (`compile_cache`), so a
+  rerun loads its compiled programs from disk."""
 
   def checked(argv):
     missing = [name for name in required if flags.FLAGS[name].value is None]
     if missing:
       fail(command, ", ".join(f"--{name}" for name in missing) + ": missing; "
            f"give {'them' if len(missing) > 1 else 'it'} (see --help)")
+    if cache_compiles:
+      compile_cache.enable()
     return main(argv)
 
   app.run(guarded(command, checked), flags_parser=parse_flags(command))

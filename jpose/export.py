@@ -28,7 +28,6 @@ from jax import export as jax_export
 import ml_collections
 
 from jpose import cli
-from jpose import compile_cache
 from jpose.evaluate import lifting
 from jpose.geometry import skeleton
 from jpose.train import loop
@@ -117,7 +116,6 @@ def define_flags() -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
-  compile_cache.enable()  # a rerun loads its compiled programs from disk
   try:
     config, trainer, state = loop.load_trained(FLAGS.workdir, FLAGS.config)
     exported = export_model(config, trainer, state, FLAGS.score_threshold,

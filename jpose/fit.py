@@ -28,7 +28,6 @@ from absl import logging
 import numpy as np
 
 from jpose import cli
-from jpose import compile_cache
 from jpose.body import fit
 from jpose.body import priors
 from jpose.body import smpl
@@ -129,7 +128,6 @@ def _first_frames(result: fit.FitResult, count: int) -> fit.FitResult:
 
 def main(argv):
   del argv
-  compile_cache.enable()  # a rerun loads its compiled programs from disk
   if not _H36M_DIR.value or not _OUT.value:
     raise app.UsageError("--h36m_dir and --out are required")
   model = load_model(_MODEL.value, _MODEL_PATH.value, _H36M_REGRESSOR.value,

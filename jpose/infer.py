@@ -32,7 +32,6 @@ import numpy as np
 import tqdm
 
 from jpose import cli
-from jpose import compile_cache
 from jpose.data import blazepose
 from jpose.data import keypoints as keypoint_files
 from jpose.data import video as video_lib
@@ -189,7 +188,6 @@ def _extent(points: np.ndarray) -> tuple[int, int]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
-  compile_cache.enable()  # a rerun loads its compiled programs from disk
   try:
     run(FLAGS.workdir, FLAGS.out, FLAGS.keypoints, FLAGS.video, FLAGS.blazepose_model,
         FLAGS.config, FLAGS.score_threshold, FLAGS.frames, FLAGS.person, FLAGS.fps,

@@ -16,7 +16,6 @@ from absl import logging
 from ml_collections import config_flags
 
 from jpose import cli
-from jpose import compile_cache
 from jpose.train import checkpointing
 from jpose.train import loop
 
@@ -40,7 +39,6 @@ def main(argv):
     if flag.value and os.path.exists(flag.value) and not os.path.isdir(flag.value):
       raise cli.UsageError(f"--{flag.name} {flag.value}", "is a file, not a folder",
                            "give a new or existing folder")
-  compile_cache.enable()  # a rerun loads its compiled programs from disk
   try:
     if _MODE.value == "eval":
       loop.evaluate_checkpoint(config, _WORKDIR.value, output_dir=_OUTPUT_DIR.value)

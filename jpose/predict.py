@@ -37,7 +37,6 @@ import numpy as np
 import tqdm
 
 from jpose import cli
-from jpose import compile_cache
 from jpose.data import datasets
 from jpose.data import image_pipeline
 from jpose.data import pipeline
@@ -192,7 +191,6 @@ def define_flags() -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax's per-checkpoint INFO lines
-  compile_cache.enable()  # a rerun loads its compiled programs from disk
   try:
     run(FLAGS.workdir, FLAGS.splits, FLAGS.frame_stride, FLAGS.max_sequences, FLAGS.out,
         FLAGS.config, FLAGS.batch_size, FLAGS.images, FLAGS.flip_test)

@@ -51,4 +51,4 @@ def main(argv):
 
 if __name__ == "__main__":
   logging.set_verbosity(logging.WARNING)
-  cli.run("jpose.prepare", main, required=("dataset",))
+  cli.run("jpose.prepare", main, required=("dataset",), cache_compiles=False)
