@@ -12,7 +12,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0  # Seeds parameter init, dropout, noise and the data order.
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "synthetic_h36m"  # Dataset key in jpose.data.datasets.BUILDERS.
+  c.data.name = "synthetic_h36m"  # Dataset key: jpose.data.datasets.names().
   c.data.data_dir = ""  # tfds data_dir; "" means $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.manual_dir = ""  # Source files for datasets built from local data (h36m).
   # 2D input: "gt" (projected ground truth), "sh" (Stacked Hourglass detections) or
@@ -176,7 +176,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.hmr.held_out = 100  # The library's last rows, rendered for validation only.
   # Real samples of the critic: "" (the image library's training rows, with shapes from the
   # renderer's prior) or MoSh-style SMPL parameters: a file, a folder or a built dataset
-  # ("mosh"), read by jpose.data.mosh_files.load_samples.
+  # ("mosh"), read by jpose.data.datasets.load_pose_samples.
   c.hmr.prior = ""
   c.hmr.fixed_batch = 0  # > 0: train on this many fixed images (the overfitting study).
   c.hmr.kpr_weight = 1.0  # w_kpr: keypoint reprojection L1 (normalised crop units).

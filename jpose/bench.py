@@ -59,7 +59,7 @@ from jpose.losses import integral as integral_losses
 from jpose.models import integral
 from jpose.train import config_check
 from jpose.train import loop
-from jpose.train import sharding
+from jpose import sharding
 from jpose.train import registry
 
 # Dense peak TFLOP/s per chip, by (device_kind prefix, compute dtype). float32 on these

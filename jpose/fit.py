@@ -31,7 +31,7 @@ from jpose import cli
 from jpose.body import fit
 from jpose.body import priors
 from jpose.body import smpl
-from jpose.data import h36m_files
+from jpose.formats import h36m_files
 
 _MODEL = flags.DEFINE_enum("model", "smpl", ["smpl", "anny"], "Body model.")
 _MODEL_PATH = flags.DEFINE_string("model_path", None, "SMPL .pkl/.npz; for anny, the "

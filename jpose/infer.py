@@ -8,7 +8,7 @@
 
 Keypoints are COCO-17, as most 2D detectors write them: a COCO results or annotation
 JSON, OpenPose JSON (one file per frame, or their folder) or a numpy array
-(`jpose.data.keypoints`). Joints scoring under --score_threshold are not trusted: they
+(`jpose.formats.keypoints`). Joints scoring under --score_threshold are not trusted: they
 are interpolated over time from the frames where that joint was seen (and reported), and
 frames with nobody in them are filled the same way. Writes poses_3d.npz, poses_3d.json
 and, unless --noanimation, animation.mp4: the 2D over the video frame beside the rotating
@@ -32,9 +32,9 @@ import numpy as np
 import tqdm
 
 from jpose import cli
-from jpose.data import blazepose
-from jpose.data import keypoints as keypoint_files
-from jpose.data import video as video_lib
+from jpose.inference import blazepose
+from jpose.formats import keypoints as keypoint_files
+from jpose.formats import video as video_lib
 from jpose.evaluate import animation as animation_lib
 from jpose.evaluate import lifting
 from jpose.geometry import skeleton

@@ -1,6 +1,6 @@
 """Stage 1 of Kato et al.'s two-stage video model: a trained integral regressor's 2D pose
 and joint depth for every frame of every sequence, stored for the TCN
-(`jpose.data.stage1`).
+(`jpose.formats.stage1`).
 
   python -m jpose.predict --workdir /tmp/integral_cpu --splits train,test --frame_stride 5
   python -m jpose.main --config configs/tcn27.py --workdir /tmp/tcn27_stage1 \
@@ -40,7 +40,7 @@ from jpose import cli
 from jpose.data import datasets
 from jpose.data import image_pipeline
 from jpose.data import pipeline
-from jpose.data import stage1
+from jpose.formats import stage1
 from jpose.evaluate import evaluator
 from jpose.geometry import heatmap
 from jpose.metrics import pose as pose_metrics

@@ -17,7 +17,7 @@ from jpose import cli
 from jpose.data import datasets
 
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset to build: one of "
-                               f"{sorted(datasets.BUILDERS)}, or name/config.")
+                               "the keys of config.data.name (jpose.data.datasets.names()), or name/config.")
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder with the source files.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Output root; default $TFDS_DATA_DIR "
                                 "or ~/tensorflow_datasets.")

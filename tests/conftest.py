@@ -96,7 +96,7 @@ def write_scaled_cameras(h36m_dir: str, path, scale: float) -> None:
   """Writes Human3.6M's cameras.h5 to `path` with the focal lengths and principal points
   x `scale`: the calibration of videos `scale` times the real frame size."""
   import h5py
-  from jpose.data import h36m_files
+  from jpose.formats import h36m_files
   with h5py.File(os.path.join(h36m_dir, "cameras.h5")) as src, h5py.File(path, "w") as dst:
     for subject in h36m_files.SUBJECTS:
       for camera in range(1, 5):

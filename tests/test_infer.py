@@ -17,7 +17,7 @@ import pytest
 import configs
 from jpose import export
 from jpose import infer
-from jpose.data import h36m_files
+from jpose.formats import h36m_files
 from jpose.evaluate import lifting
 from jpose.geometry import camera as camera_lib
 from jpose.geometry import skeleton

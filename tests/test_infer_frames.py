@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jpose import infer
-from jpose.data import keypoints as keypoint_files
+from jpose.formats import keypoints as keypoint_files
 
 _FIXTURE = os.path.join("mmpose_fixtures", "coco", "test_coco.json")
 

@@ -16,11 +16,11 @@ import pytest
 import configs
 from jpose import predict
 from jpose.data import datasets
-from jpose.data import h36m_files
-from jpose.data import h36m_video_files
+from jpose.formats import h36m_files
+from jpose.formats import h36m_video_files
 from jpose.data import image_pipeline
 from jpose.data import pipeline
-from jpose.data import stage1
+from jpose.formats import stage1
 from jpose.evaluate import evaluator
 from jpose.geometry import heatmap
 from jpose.train import checkpointing

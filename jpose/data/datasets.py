@@ -1,6 +1,6 @@
 """Registry of jpose datasets and the one place that builds and opens them.
 
-A config names its dataset by key (`config.data.name`); `BUILDERS` resolves the key.
+A config names its dataset by key (`config.data.name`); `builders()` resolves the key.
 A key may name a builder config after a slash ('h36m_images/quick').
 Building never destroys a dataset that is already there: a rebuild is written to a
 scratch folder and swapped in only once it is complete. A build killed before its
@@ -10,6 +10,8 @@ removes it once its builder process is gone (or, from another host, after a day)
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import os
 import shutil
 import socket
@@ -19,28 +21,36 @@ import time
 from absl import logging
 import jax
 from jax.experimental import multihost_utils
+import numpy as np
 import tensorflow_datasets as tfds
 
-from tfds_builders.coco_keypoints import coco_keypoints_dataset_builder
-from tfds_builders.h36m import h36m_dataset_builder
-from tfds_builders.h36m_images import h36m_images_dataset_builder
-from tfds_builders.lsp import lsp_dataset_builder
-from tfds_builders.mosh import mosh_dataset_builder
-from tfds_builders.mpii import mpii_dataset_builder
-from tfds_builders.synthetic_h36m import synthetic_h36m_dataset_builder
+from jpose.body import smpl
+from jpose.formats import mosh_files
 
-BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
-    "h36m": h36m_dataset_builder.Builder,
-    "synthetic_h36m": synthetic_h36m_dataset_builder.Builder,
-    # Person crops for the image models (jpose.data.image_records schema).
-    "lsp": lsp_dataset_builder.Builder,
-    "mpii": mpii_dataset_builder.Builder,
-    "coco_keypoints": coco_keypoints_dataset_builder.Builder,
-    "h36m_images": h36m_images_dataset_builder.Builder,
-    # SMPL pose/shape samples for the HMR discriminator (jpose.data.mosh_files).
-    "mosh": mosh_dataset_builder.Builder,
-}
-NEEDS_MANUAL_DIR = ("h36m", "lsp", "mpii", "coco_keypoints", "h36m_images", "mosh")
+ENTRY_POINTS = "jpose.datasets"  # the group under which builders register (pyproject.toml)
+
+
+@functools.cache
+def builders() -> dict[str, type[tfds.core.GeneratorBasedBuilder]]:
+  """Every registered dataset builder by key. Builders register themselves as entry points
+  of the group `jpose.datasets` (jpose's own in its pyproject.toml), so this layer never
+  imports `tfds_builders`; an installed package of one's own can add a dataset the same way.
+  """
+  found = {entry.name: entry for entry in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+  if not found:
+    raise RuntimeError(
+        f"no dataset builders are registered (entry point group '{ENTRY_POINTS}'): jpose "
+        "is not installed in this Python. Run `pip install -e .` in the jpose checkout.")
+  return {name: entry.load() for name, entry in sorted(found.items())}
+
+
+def names() -> list[str]:
+  return sorted(builders())
+
+
+def needs_manual_dir(name: str) -> bool:
+  """Whether dataset `name` is built from local files (`manual_dir`), not generated."""
+  return bool(_builder_class(name).MANUAL_DOWNLOAD_INSTRUCTIONS)
 
 
 def default_data_dir() -> str:
@@ -48,10 +58,10 @@ def default_data_dir() -> str:
 
 
 def _builder_class(name: str):
-  key = name.split("/")[0]
-  if key not in BUILDERS:
-    raise KeyError(f"data.name: unknown dataset '{name}'; known: {sorted(BUILDERS)}")
-  return BUILDERS[key]
+  key, known = name.split("/")[0], builders()
+  if key not in known:
+    raise KeyError(f"data.name: unknown dataset '{name}'; known: {sorted(known)}")
+  return known[key]
 
 
 def get_builder(name: str, data_dir: str | None = None) -> tfds.core.GeneratorBasedBuilder:
@@ -156,7 +166,7 @@ def _prepare_here(name: str, data_dir: str | None, manual_dir: str | None,
   data_dir = data_dir or default_data_dir()
   if is_built(name, data_dir) and not overwrite:
     return get_builder(name, data_dir)
-  if name.split("/")[0] in NEEDS_MANUAL_DIR:
+  if needs_manual_dir(name):
     if not manual_dir:
       raise ValueError(f"dataset '{name}' is built from local files: pass manual_dir "
                        f"(config.data.manual_dir or --manual_dir).\n"
@@ -201,3 +211,28 @@ def _prepare_here(name: str, data_dir: str | None, manual_dir: str | None,
     for path in (metadata or {}).get(key, []):
       logging.warning("%s: %s: %s", name, key, path)
   return get_builder(name, data_dir)
+
+
+def load_pose_samples(source: str, data_dir: str | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """Pose/shape samples for a trainer -> (poses (N, 24, 3), betas (N, 10)) float32.
+
+  source: a sample file or a folder of them (`formats.mosh_files.load_samples`), or a
+    dataset key such as 'mosh' (built in data_dir if needed, read whole, in record order).
+  """
+  if os.path.exists(source):
+    return mosh_files.load_samples(source)
+  if source.split("/")[0] not in builders():
+    raise mosh_files.MoshFileError(source, "is neither a file, a folder, nor a registered "
+                                   f"dataset (known: {names()})")
+  builder = prepare(source, data_dir)
+  features = builder.info.features
+  if "pose" not in features or "betas" not in features or "train" not in builder.info.splits:
+    raise ValueError(f"dataset '{source}' at {builder.data_dir} is not a pose/shape sample "
+                     "dataset (needs features 'pose', 'betas' and a 'train' split)")
+  records = list(builder.as_data_source(split="train"))
+  if not records:
+    raise ValueError(f"dataset '{source}' at {builder.data_dir} has no records")
+  poses = np.stack([r["pose"] for r in records]).astype(np.float32)
+  betas = np.stack([r["betas"] for r in records]).astype(np.float32)
+  return poses.reshape(-1, smpl.NUM_JOINTS, 3), betas

@@ -1,4 +1,4 @@
-"""grain input pipeline over the person-crop image datasets (`jpose.data.image_records`).
+"""grain input pipeline over the person-crop image datasets (`jpose.formats.image_records`).
 
 The host only reads records, decodes the JPEG crops (simplejpeg, libjpeg-turbo: 1.3-2x
 Pillow's speed on 256 px crops here) straight into the batch buffer, and stacks the

@@ -32,7 +32,7 @@ import numpy as np
 
 from jpose.data import datasets
 from jpose.data import lifter_inputs
-from jpose.data import stage1
+from jpose.formats import stage1
 from jpose.data import windows
 from jpose.geometry import skeleton
 
@@ -58,7 +58,7 @@ class SequenceSet:
   camera_up: np.ndarray  # (S, 3) the world's up axis (+z) in the camera frame (R's 3rd column)
   fps: float
   # (N, 17) root-relative depth, mm, that a depth-reading TCN takes as input in place of
-  # the ground truth's: a first stage's predictions (jpose.data.stage1). None: the truth.
+  # the ground truth's: a first stage's predictions (jpose.formats.stage1). None: the truth.
   input_depth: np.ndarray | None = None
 
   @property
@@ -159,7 +159,7 @@ def load_split(name: str, split: str, input_2d: str = "gt", data_dir: str | None
 def load_config_split(config, split: str) -> SequenceSet:
   """`load_split` with the dataset fields of a jpose config (config.data.*). With
   data.input_2d="stage1", the 2D and depth inputs are a first stage's predictions
-  (`jpose.data.stage1`), and the targets the dataset's ground truth."""
+  (`jpose.formats.stage1`), and the targets the dataset's ground truth."""
   d = config.data
   data = load_split(d.name, split, input_2d="gt" if d.input_2d == "stage1" else d.input_2d,
                     data_dir=d.data_dir or None, manual_dir=d.manual_dir or None,

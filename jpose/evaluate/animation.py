@@ -1,7 +1,7 @@
 """Videos of a lifted clip: the 2D keypoints over the input video beside the 3D skeleton.
 
 `write_animation` renders one matplotlib figure per frame (reused across frames) over the
-input video's frames (`jpose.data.video.read_video`) and encodes it to .mp4 (PyAV) or
+input video's frames (`jpose.formats.video.read_video`) and encodes it to .mp4 (PyAV) or
 .gif (Pillow).
 """
 
@@ -40,7 +40,7 @@ def write_animation(path: str, poses_3d: np.ndarray, keypoints_2d: np.ndarray, *
     keypoints_2d: (T, J, 2) keypoints in `skeleton_2d`'s layout, in continuous pixel
       coordinates (pixel (i, j) spans [j, j + 1] x [i, i + 1]); NaN joints are not drawn.
     frames: (H, W, 3) uint8 frames, at least T of them (e.g. a
-      `jpose.data.video.VideoFrames`); None draws the keypoints on a plain background of
+      `jpose.formats.video.VideoFrames`); None draws the keypoints on a plain background of
       `image_size`.
     image_size: (width, height) of the plain background; required without `frames`.
     fps: frame rate of the output.

@@ -16,15 +16,15 @@ from jax.experimental import multihost_utils
 import numpy as np
 import tqdm
 
-from jpose.data import h36m_files
-from jpose.data import h36m_video_files
+from jpose.formats import h36m_files
+from jpose.formats import h36m_video_files
 from jpose.data import image_pipeline
 from jpose.data import pipeline
 from jpose.data import resident
 from jpose.data import windows
 from jpose.metrics import accumulator
 from jpose.metrics import pose as pose_metrics
-from jpose.train import sharding
+from jpose import sharding
 from jpose.train import temporal
 
 

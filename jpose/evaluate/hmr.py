@@ -24,7 +24,7 @@ import tqdm
 
 from jpose.data import augment as augment_lib
 from jpose.data import image_pipeline
-from jpose.data import image_records
+from jpose.formats import image_records
 from jpose.data import rendered_body
 from jpose.evaluate import evaluator
 from jpose.evaluate import plots
@@ -32,7 +32,7 @@ from jpose.geometry import procrustes
 from jpose.losses import hmr as hmr_losses
 from jpose.render import mesh as mesh_lib
 from jpose.train import hmr
-from jpose.train import sharding
+from jpose import sharding
 
 EVAL_SEED = 20180  # the held-out bodies' shapes, views and looks.
 PCK_ALPHA = 0.1

@@ -2,7 +2,7 @@
 NHWC, for image backbones (the integral pose net, HMR).
 
 Module and parameter names mirror torchvision's state_dict keys (`layer2_0/downsample_conv`
-is `layer2.0.downsample.0`), so `jpose.models.pretrained` maps ImageNet weights one to one.
+is `layer2.0.downsample.0`), so `jpose.formats.pretrained` maps ImageNet weights one to one.
 Padding is explicit and symmetric, as PyTorch's: flax's "SAME" pads (0, 1) at stride 2 on
 even sizes, which would shift every feature map by half a pixel against the weights.
 """
@@ -101,7 +101,7 @@ pointwise_matmul.defvjp(_pointwise_fwd, _pointwise_bwd)
 class Pointwise(nn.Module):
   """A 1x1 conv (stride s: every s-th row and column): (B, H, W, C) ->
   (B, ceil(H/s), ceil(W/s), features). Its parameters are nn.Conv's ("kernel"
-  (1, 1, C, features), optional "bias"), so checkpoints and `jpose.models.pretrained` see
+  (1, 1, C, features), optional "bias"), so checkpoints and `jpose.formats.pretrained` see
   a conv. On XLA:CPU it is `pointwise_matmul` (XLA:CPU lowers nn.Conv's 1x1 weight
   gradient as a convolution whose window is the whole feature map); elsewhere the
   standard convolution (`per_platform`).

@@ -30,15 +30,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
       hint = difflib.get_close_matches(path, known, n=1)
       raise KeyError(f"config.{path}: unknown field"
                      + (f"; did you mean config.{hint[0]}?" if hint else ""))
-  from jpose.data import datasets, image_records, lifter_inputs, pipeline  # pylint: disable=g-import-not-at-top
-  from jpose.models import pretrained  # pylint: disable=g-import-not-at-top
+  from jpose.data import datasets, lifter_inputs, pipeline  # pylint: disable=g-import-not-at-top
+  from jpose.formats import image_records  # pylint: disable=g-import-not-at-top
+  from jpose.formats import pretrained  # pylint: disable=g-import-not-at-top
   from jpose.models import registry  # pylint: disable=g-import-not-at-top
   from jpose.train import registry as trainer_registry  # pylint: disable=g-import-not-at-top
   from jpose.models import resnet  # pylint: disable=g-import-not-at-top
   from jpose.train import integral  # pylint: disable=g-import-not-at-top
   from jpose.train import optimizers  # pylint: disable=g-import-not-at-top
   checks = [
-      ("data.name", config.data.name, datasets.BUILDERS),
+      ("data.name", config.data.name, datasets.names()),
       ("data.input_2d", config.data.input_2d, (*pipeline.INPUT_2D_FIELDS, "stage1")),
       ("data.keypoints", config.data.keypoints, lifter_inputs.KEYPOINT_SETS),
       ("data.frame_2d", config.data.frame_2d, lifter_inputs.FRAMES_2D),

@@ -23,7 +23,7 @@ sends example indices: example i is a function of (i, seed), so `hmr.fixed_batch
 images repeat exactly (the seed's overfitting study). With `data.images`, recorded crops
 (LSP, LSP-extended with UP-3D silhouettes) come from the image pipeline instead. The critic's real samples are the
 library's training rows with shapes from the renderer's shape prior, or MoSh records
-(`hmr.prior`, read by `jpose.data.mosh_files.load_samples`) with their own shapes.
+(`hmr.prior`, read by `jpose.data.datasets.load_pose_samples`) with their own shapes.
 """
 
 from __future__ import annotations
@@ -43,15 +43,15 @@ from jpose.body import model as body_model
 from jpose.body import smpl
 from jpose.data import augment as augment_lib
 from jpose.data import image_pipeline
-from jpose.data import image_records
-from jpose.data import mosh_files
+from jpose.formats import image_records
+from jpose.data import datasets
 from jpose.data import pipeline
 from jpose.data import rendered_body
 from jpose.geometry import skeleton
 from jpose.geometry import weak_perspective
 from jpose.losses import hmr as hmr_losses
 from jpose.models import hmr as hmr_model
-from jpose.models import pretrained
+from jpose.formats import pretrained
 from jpose.models import registry
 from jpose.train import integral
 from jpose.train import optimizers
@@ -198,7 +198,7 @@ class HmrTrainer:
     self.batch_keys = RECORD_KEYS if self.sources else ("index",)
     self.augment_params = integral.AUGMENT_PRESETS[config.data.augment]
     if h.prior:
-      prior_poses, prior_betas = mosh_files.load_samples(h.prior, config.data.data_dir or None)
+      prior_poses, prior_betas = datasets.load_pose_samples(h.prior, config.data.data_dir or None)
       self.prior = (jnp.asarray(prior_poses, jnp.float32),
                     jnp.asarray(prior_betas[:, :hmr_model.NUM_SHAPE], jnp.float32))
     else:  # the library's training rows, shapes from the renderer's prior.

@@ -31,7 +31,7 @@ from jpose.data import resident as resident_lib
 from jpose.geometry import heatmap
 from jpose.geometry import skeleton
 from jpose.losses import integral as integral_losses
-from jpose.models import pretrained
+from jpose.formats import pretrained
 from jpose.models import registry
 from jpose.train import optimizers
 from jpose.train import state as state_lib

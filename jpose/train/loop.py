@@ -34,7 +34,7 @@ from jpose.evaluate import plots
 from jpose.evaluate import report
 from jpose.train import checkpointing
 from jpose.train import config_check
-from jpose.train import sharding
+from jpose import sharding
 from jpose.train import registry
 from jpose.train import writers
 

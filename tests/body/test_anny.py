@@ -387,7 +387,7 @@ def test_lsp_fits_on_anny_match_the_annotated_images(model, lsp_poses, lsp_posed
   """The LSP fits' global orientation is in the camera frame (x right, y down), so ANNY
   posed by them and seen orthographically should match the images' annotated joints
   after a scale and shift; swapping left and right labels should not."""
-  from jpose.data import image_files
+  from jpose.formats import image_files
   from jpose.geometry import skeleton
   people = image_files.read_lsp_joints(os.path.join(real_data_dir, "lsp", "lsp", "joints.mat"))
   annotated = np.stack([p.joints for p in people[:len(lsp_poses)]]).astype(np.float64)

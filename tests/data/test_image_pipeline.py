@@ -10,7 +10,7 @@ import pytest
 
 from jpose.data import datasets
 from jpose.data import image_pipeline
-from jpose.data import image_records
+from jpose.formats import image_records
 from tests.conftest import LSP_IMAGES
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from jpose.data import video as video_lib
+from jpose.formats import video as video_lib
 from jpose.evaluate import animation
 from jpose.geometry import skeleton
 

@@ -100,7 +100,7 @@ _IMAGE_RECORDS = [("S9/Walking 1/54138969/000000", 4000.0), ("S9/Walking 1/54138
 def fake_h36m_image_records(size: int = 64) -> list[bytes]:
   """Serialized h36m_images-layout records with the ids and root depths above."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from jpose.data import image_records  # pylint: disable=g-import-not-at-top
+  from jpose.formats import image_records  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   features = image_records.features()
   out = []
@@ -129,7 +129,7 @@ class _Oracle:
     (2, {"Walking": 0.0, "Eating": 3.0}, {"S9": 1.0, "S11": 4.0})])
 def test_image_evaluation_groups_records_by_id(monkeypatch, stride, actions, subjects):
   from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
-  from jpose.train import sharding  # pylint: disable=g-import-not-at-top
+  from jpose import sharding  # pylint: disable=g-import-not-at-top
   records = fake_h36m_image_records()
   monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
   acc = evaluator.evaluate_images(_Oracle(), None, image_pipeline.Source("h36m_images", "test"),
@@ -145,7 +145,7 @@ def test_image_evaluation_groups_records_by_id(monkeypatch, stride, actions, sub
 
 def test_image_evaluation_rejects_ids_without_subject_and_action(monkeypatch):
   from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
-  from jpose.train import sharding  # pylint: disable=g-import-not-at-top
+  from jpose import sharding  # pylint: disable=g-import-not-at-top
   records = fake_h36m_image_records()
   monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
   monkeypatch.setattr(evaluator, "_record_label", lambda image_id: (-1, -1))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jpose.data import h36m_files
+from jpose.formats import h36m_files
 from jpose.geometry import camera as camera_lib
 
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from jpose.data import h36m_files
+from jpose.formats import h36m_files
 from jpose.geometry import skeleton
 
 

@@ -13,7 +13,7 @@ import torch_files
 from jpose.geometry import heatmap
 from jpose.losses import integral as integral_losses
 from jpose.models import integral
-from jpose.models import pretrained
+from jpose.formats import pretrained
 
 
 def _template(model, size=64):

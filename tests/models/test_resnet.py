@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import torch_files
-from jpose.models import pretrained
+from jpose.formats import pretrained
 from jpose.models import resnet
 
 

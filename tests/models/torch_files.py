@@ -1,4 +1,4 @@
-"""Torch-free writers of the checkpoint formats `jpose.models.pretrained` reads, for tests:
+"""Torch-free writers of the checkpoint formats `jpose.formats.pretrained` reads, for tests:
 torch's zip `.pth` (written opcode by opcode from the format, pickle protocol 2) and
 `.safetensors`; and torchvision's ResNet state_dict key/shape layout."""
 

@@ -19,7 +19,7 @@ import configs
 from jpose.data import pipeline
 from jpose.evaluate import evaluator
 from jpose.train import loop
-from jpose.train import sharding
+from jpose import sharding
 
 GLOBAL_BATCH, STEPS = 16, 3
 

@@ -22,7 +22,7 @@ def main():
   state = exp.init_state()
   step = loop.compile_train_step(exp)
   from jpose.data import pipeline
-  from jpose.train import sharding
+  from jpose import sharding
   it = pipeline.make_iterator(exp.trainer.train_dataset(
       exp.train_data, exp.stats, sharding.per_process_batch(config.train.batch_size),
       config.seed))

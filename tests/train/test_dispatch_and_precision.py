@@ -19,7 +19,7 @@ from jpose.data import resident
 from jpose.train import checkpointing
 from jpose.train import config_check
 from jpose.train import loop
-from jpose.train import sharding
+from jpose import sharding
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

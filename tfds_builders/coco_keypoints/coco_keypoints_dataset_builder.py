@@ -14,8 +14,8 @@ import os
 from absl import logging
 import tensorflow_datasets as tfds
 
-from jpose.data import image_files
-from jpose.data import image_records
+from jpose.formats import image_files
+from jpose.formats import image_records
 from jpose.geometry import skeleton
 
 SPLITS = {"train": "train2017", "validation": "val2017"}

@@ -25,8 +25,8 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jpose.data import h36m_files
-from jpose.data import records
+from jpose.formats import h36m_files
+from jpose.formats import records
 
 # Worker processes for reading and projecting; unset or empty means os.cpu_count().
 WORKERS_ENV = "JPOSE_PREPARE_WORKERS"

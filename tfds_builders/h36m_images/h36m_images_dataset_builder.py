@@ -21,11 +21,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jpose.data import h36m_files
-from jpose.data import h36m_video_files
-from jpose.data import image_records
-from jpose.data import records
-from jpose.data import video
+from jpose.formats import h36m_files
+from jpose.formats import h36m_video_files
+from jpose.formats import image_records
+from jpose.formats import records
+from jpose.formats import video
 from jpose.geometry import skeleton
 
 

@@ -14,8 +14,8 @@ import os
 from absl import logging
 import tensorflow_datasets as tfds
 
-from jpose.data import image_files
-from jpose.data import image_records
+from jpose.formats import image_files
+from jpose.formats import image_records
 from jpose.geometry import skeleton
 
 LSP_TRAIN_IMAGES = 1000  # LSP's first 1,000 images train, the other 1,000 test.

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jpose.data import mosh_files
+from jpose.formats import mosh_files
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):

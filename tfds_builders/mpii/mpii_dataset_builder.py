@@ -13,8 +13,8 @@ import os
 from absl import logging
 import tensorflow_datasets as tfds
 
-from jpose.data import image_files
-from jpose.data import image_records
+from jpose.formats import image_files
+from jpose.formats import image_records
 from jpose.geometry import skeleton
 
 SPLIT_FILES = {"train": "mpii_train.json", "validation": "mpii_val.json"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jpose.data import records
+from jpose.formats import records
 from jpose.geometry import skeleton
 from tfds_builders.synthetic_h36m import motion
 

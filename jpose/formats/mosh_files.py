@@ -156,44 +156,24 @@ def find_files(root: str) -> list[str]:
   return sorted(found, key=lambda path: os.path.relpath(path, root).split(os.sep))
 
 
-def load_samples(source: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Pose/shape samples for a trainer -> (poses (N, 24, 3), betas (N, 10)) float32.
+def load_samples(source: str) -> tuple[np.ndarray, np.ndarray]:
+  """Pose/shape samples -> (poses (N, 24, 3), betas (N, 10)) float32.
 
-  source: a sample file, a folder of them (`find_files` order), or a registry name
-    such as 'mosh' (the built dataset in data_dir, read whole, in record order).
+  source: a sample file, or a folder of them (`find_files` order). A built dataset such
+    as 'mosh' is read by `jpose.data.datasets.load_pose_samples`.
   """
   if os.path.isdir(source):
     paths = find_files(source)
   elif os.path.isfile(source):
     paths = [source]
   else:
-    return _load_registered(source, data_dir)
+    raise MoshFileError(source, "is neither a sample file nor a folder of them")
   parts = [read_file(path) for path in paths]
   poses = np.concatenate([p for p, _ in parts])
   if not len(poses):
     raise MoshFileError(source, "holds no samples (every file has zero rows)")
   return (poses.reshape(-1, smpl.NUM_JOINTS, 3),
           np.concatenate([b for _, b in parts]))
-
-
-def _load_registered(name: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-  # Imported here: the registry imports the mosh builder, which imports this module.
-  from jpose.data import datasets
-
-  if name.split("/")[0] not in datasets.BUILDERS:
-    raise MoshFileError(name, "is neither a file, a folder, nor a registered dataset "
-                        f"(known: {sorted(datasets.BUILDERS)})")
-  builder = datasets.prepare(name, data_dir)
-  features = builder.info.features
-  if "pose" not in features or "betas" not in features or "train" not in builder.info.splits:
-    raise ValueError(f"dataset '{name}' at {builder.data_dir} is not a pose/shape sample "
-                     "dataset (needs features 'pose', 'betas' and a 'train' split)")
-  records = list(builder.as_data_source(split="train"))
-  if not records:
-    raise ValueError(f"dataset '{name}' at {builder.data_dir} has no records")
-  poses = np.stack([r["pose"] for r in records]).astype(np.float32)
-  betas = np.stack([r["betas"] for r in records]).astype(np.float32)
-  return poses.reshape(-1, smpl.NUM_JOINTS, 3), betas
 
 
 def _require_file(path: str) -> None:

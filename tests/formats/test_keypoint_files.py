@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jpose.data import h36m_files
-from jpose.data import keypoints
+from jpose.formats import h36m_files
+from jpose.formats import keypoints
 from jpose.geometry import camera as camera_lib
 from jpose.geometry import skeleton
 

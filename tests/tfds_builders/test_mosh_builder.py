@@ -13,7 +13,7 @@ import pytest
 
 from jpose.body import priors
 from jpose.data import datasets
-from jpose.data import mosh_files
+from jpose.formats import mosh_files
 
 MOSH_FIXTURE = "mmpose_fixtures/mosh/test_mosh.npz"  # pose (4, 72), shape (4, 10)
 SPIN_FITS = "smpl_fits/lsp_orig_fits.npy"  # (1000, 82)
@@ -253,8 +253,8 @@ def test_built_records_equal_the_files_in_order(built, manual_dir):
 
 def test_load_samples_from_the_registry_equals_the_folder(built, manual_dir):
   _, data_dir = built
-  poses, betas = mosh_files.load_samples("mosh", data_dir)
-  folder_poses, folder_betas = mosh_files.load_samples(manual_dir)
+  poses, betas = datasets.load_pose_samples("mosh", data_dir)
+  folder_poses, folder_betas = datasets.load_pose_samples(manual_dir)
   assert poses.shape == (1007, 24, 3) and betas.shape == (1007, 10)
   np.testing.assert_array_equal(poses, folder_poses)
   np.testing.assert_array_equal(betas, folder_betas)
@@ -276,6 +276,8 @@ def test_load_samples_concatenates_a_folder_in_sorted_order(tmp_path):
 
 def test_load_samples_unknown_source_is_named(tmp_path):
   with pytest.raises(mosh_files.MoshFileError, match="neither a file, a folder, nor"):
+    datasets.load_pose_samples(str(tmp_path / "absent"))
+  with pytest.raises(mosh_files.MoshFileError, match="neither a sample file nor a folder"):
     mosh_files.load_samples(str(tmp_path / "absent"))
 
 

@@ -19,10 +19,10 @@ import scipy.io
 import scipy.ndimage
 
 from jpose.data import datasets
-from jpose.data import h36m_files
-from jpose.data import h36m_video_files
-from jpose.data import image_files
-from jpose.data import image_records
+from jpose.formats import h36m_files
+from jpose.formats import h36m_video_files
+from jpose.formats import image_files
+from jpose.formats import image_records
 from jpose.geometry import heatmap
 from jpose.geometry import skeleton
 from tests import conftest

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from jpose.data import blazepose
+from jpose.inference import blazepose
 
 # A 640 x 480 frame letterboxed into the 256 x 256 input: 2.5 frame pixels per input
 # pixel, and 80 frame rows of padding above and below (32 input rows).

@@ -17,7 +17,7 @@ from typing import Iterable
 from absl import logging
 import numpy as np
 
-from jpose.data import h36m_video_files
+from jpose.formats import h36m_video_files
 
 METADATA = "metadata.json"
 

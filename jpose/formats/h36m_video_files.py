@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from jpose.data import h36m_files
+from jpose.formats import h36m_files
 from jpose.geometry import skeleton
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jpose.data import datasets
-from jpose.data import h36m_files
+from jpose.formats import h36m_files
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def test_parallel_build_equals_one_worker_build(mini_builds):
 def test_records_equal_the_unpadded_projection(mini_builds, h36m_mini_dir):
   # The builder pads each sequence to a power of two before projecting (fewer compiles);
   # every stored frame must be the one projected from the sequence alone.
-  from jpose.data import records
+  from jpose.formats import records
   cameras = h36m_files.read_cameras(os.path.join(h36m_mini_dir, "cameras.h5"))
   checked = 0
   for record in mini_builds["3"]["test"]:

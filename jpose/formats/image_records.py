@@ -18,7 +18,7 @@ from PIL import Image
 import simplejpeg
 import tensorflow_datasets as tfds
 
-from jpose.data import image_files
+from jpose.formats import image_files
 from jpose.geometry import skeleton
 
 NUM_JOINTS = 17

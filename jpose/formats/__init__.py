@@ -1,0 +1,1 @@
+"""Every on-disk format jpose reads or writes: readers, writers and record schemas."""
