@@ -35,13 +35,30 @@ def builders() -> dict[str, type[tfds.core.GeneratorBasedBuilder]]:
   """Every registered dataset builder by key. Builders register themselves as entry points
   of the group `jpose.datasets` (jpose's own in its pyproject.toml), so this layer never
   imports `tfds_builders`; an installed package of one's own can add a dataset the same way.
+  A source checkout on PYTHONPATH, not installed, reads the same table from its
+  pyproject.toml.
   """
-  found = {entry.name: entry for entry in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+  found = {e.name: e for e in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+  if not found:
+    found = {e.name: e for e in _source_checkout_entry_points()}
   if not found:
     raise RuntimeError(
         f"no dataset builders are registered (entry point group '{ENTRY_POINTS}'): jpose "
         "is not installed in this Python. Run `pip install -e .` in the jpose checkout.")
   return {name: entry.load() for name, entry in sorted(found.items())}
+
+
+def _source_checkout_entry_points() -> list[importlib.metadata.EntryPoint]:
+  pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__)))), "pyproject.toml")
+  try:
+    import tomllib  # pylint: disable=g-import-not-at-top  (Python >= 3.11)
+    with open(pyproject, "rb") as f:
+      table = tomllib.load(f)["project"]["entry-points"][ENTRY_POINTS]
+  except (ImportError, OSError, KeyError):
+    return []
+  return [importlib.metadata.EntryPoint(name, value, ENTRY_POINTS)
+          for name, value in table.items()]
 
 
 def names() -> list[str]:
