@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import torch_files
+from tests.formats import torch_files
 from jpose.geometry import heatmap
 from jpose.losses import integral as integral_losses
 from jpose.models import integral

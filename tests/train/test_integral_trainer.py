@@ -154,7 +154,7 @@ def test_recorded_test_crops_evaluate_by_subject_and_action(tiny_config, monkeyp
 
 def test_pretrained_backbone_enters_the_initial_state(tiny_config, tmp_path):
   """config.model.pretrained: the compiled init holds the file's ImageNet weights."""
-  from tests.models import torch_files  # pylint: disable=g-import-not-at-top
+  from tests.formats import torch_files  # pylint: disable=g-import-not-at-top
   state_dict = torch_files.random_state_dict(torch_files.torchvision_resnet_shapes(18))
   path = str(tmp_path / "resnet18.pth")
   torch_files.write_torch_zip(path, state_dict)
