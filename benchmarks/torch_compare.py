@@ -1,6 +1,6 @@
 """jpose against PyTorch implementations of the same architectures, side by side.
 
-Each round times jpose's compiled train step (`jpose.bench.benchmark`) and then the
+Each round times jpose's compiled train step (`jpose.bench.train_step.benchmark`) and then the
 PyTorch model's eager train step (forward, loss, backward, optimizer update) on the same
 batch size, optimizer and machine; rounds alternate so that both see the same load. The
 PyTorch models follow the original code: Martinez et al.'s residual MLP (with their
@@ -28,7 +28,8 @@ import statistics
 import time
 
 import configs
-from jpose import bench
+from jpose.bench import integral_net
+from jpose.bench import train_step
 
 
 def _torch_models(torch):
@@ -122,7 +123,7 @@ def torch_integral_step_time(batch_size: int, steps: int, depth: int = 50, crop:
                              joints: int = 17, bins: int = 64) -> float:
   """Median seconds per eager PyTorch train step of the integral net (train-mode batch
   norm, softmax over each joint's volume, separable soft-argmax, Sun et al.'s L1, Adam
-  update), as `jpose.bench.benchmark_integral_net` times jpose's."""
+  update), as `jpose.bench.integral_net.benchmark_integral_net` times jpose's."""
   import torch  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   net, forward = _torch_integral_net(torch, depth, joints, bins)
@@ -194,7 +195,7 @@ def compare(model_name: str, batch_size: int, steps: int, rounds: int) -> dict:
   """Alternating rounds; `ratio` is the median over rounds of jpose's samples/s over
   PyTorch's in the same round, so a machine whose speed drifts skews neither side."""
   config = configs.load(model_name)
-  rates = _alternate(lambda: bench.benchmark(config, batch_size, steps)["step_ms"] / 1e3,
+  rates = _alternate(lambda: train_step.benchmark(config, batch_size, steps)["step_ms"] / 1e3,
                      lambda: torch_step_time(model_name, batch_size, steps),
                      rounds, batch_size, "samples", 1)
   return {"model": model_name, "batch_size": batch_size, "rounds": rounds,
@@ -224,7 +225,7 @@ def compare_integral(batch_size: int, steps: int, rounds: int, size: int = 256,
   """`compare` for the integral pose net: jpose.bench's jitted forward + backward against
   the eager PyTorch one, alternating rounds."""
   rates = _alternate(
-      lambda: bench.benchmark_integral_net(size, batch_size, steps, depth)["step_ms"] / 1e3,
+      lambda: integral_net.benchmark_integral_net(size, batch_size, steps, depth)["step_ms"] / 1e3,
       lambda: torch_integral_step_time(batch_size, steps, depth, size),
       rounds, batch_size, "images", 2)
   return {"model": "integral_net", "resnet_depth": depth, "size": size,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Any, Sequence
 
 import dm_pix
@@ -384,26 +383,3 @@ def _check_example(example) -> None:
   for field in ("joints_2d", "visible"):
     if field not in example:
       raise ValueError(f"augment: batch has no '{field}'")
-
-
-def measure_throughput(size: int = 256, batch: int = 32, params: AugmentParams = SEED_002,
-                       repeats: int = 5) -> float:
-  """Images per second of the jitted `augment` (after compilation) on the default device,
-  for a (batch, size, size, 3) uint8 batch: the best of `repeats` timed calls."""
-  rng = np.random.default_rng(0)
-  data = {
-      "image": jnp.asarray(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)),
-      "joints_2d": jnp.asarray(rng.uniform(0, size, (batch, 17, 2)), jnp.float32),
-      "visible": jnp.ones((batch, 17), jnp.float32),
-      "pose_3d": jnp.asarray(rng.normal(0, 300, (batch, 17, 3)), jnp.float32),
-      "crop": jnp.tile(jnp.eye(2, 3, dtype=jnp.float32), (batch, 1, 1)),
-  }
-  step = jax.jit(functools.partial(augment, params=params))
-  keys = [jax.random.fold_in(jax.random.key(0), i) for i in range(repeats)]
-  jax.block_until_ready(step(data, keys[0]))  # compiles.
-  best = float("inf")
-  for k in keys:
-    start = time.perf_counter()
-    jax.block_until_ready(step(data, k))
-    best = min(best, time.perf_counter() - start)
-  return batch / best

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import io
-import time
 from typing import NamedTuple, Sequence
 
 import grain
@@ -249,41 +248,3 @@ def make_iterator(dataset: grain.MapDataset, num_threads: int = 2,
   options = grain.ReadOptions(num_threads=num_threads if prefetch else 0,
                               prefetch_buffer_size=prefetch)
   return iter(dataset.to_iter_dataset(read_options=options))
-
-
-def measure_throughput(sources: Sequence[Source], *, batch_size: int = 64, crop_size: int = 256,
-                       num_batches: int = 20, num_threads: int = 0, data_dir: str | None = None,
-                       manual_dir: str | None = None, seed: int = 0) -> dict[str, float]:
-  """Host images/s of the whole pipeline and of JPEG decoding alone (Pillow vs simplejpeg).
-
-  num_threads=0 measures one core (no prefetch threads): images/s per core. The decoder
-  comparison decodes the first `batch_size` records of the first source.
-  """
-  dataset = make_dataset(sources, batch_size, seed=seed, crop_size=crop_size,
-                         data_dir=data_dir, manual_dir=manual_dir, shard_index=0, shard_count=1)
-  iterator = make_iterator(dataset, num_threads=num_threads, prefetch=num_threads and 4)
-  next(iterator)  # first batch: opens files, warms caches
-  start = time.perf_counter()
-  for _ in range(num_batches):
-    next(iterator)
-  pipeline_s = time.perf_counter() - start
-  data = open_source(sources[0], data_dir, manual_dir)
-  jpegs = [data[i]["image"] for i in range(min(len(data), batch_size))]
-  timings = {}
-  for name, decode in (("pillow", lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))),
-                       ("simplejpeg", decode_jpeg)):
-    for b in jpegs[:4]:
-      decode(b)
-    start = time.perf_counter()
-    for _ in range(max(1, 512 // len(jpegs))):
-      for b in jpegs:
-        decode(b)
-    timings[name] = (time.perf_counter() - start) / (max(1, 512 // len(jpegs)) * len(jpegs))
-  return {
-      "images_per_s": num_batches * batch_size / pipeline_s,
-      "threads": float(num_threads),
-      "batch_size": float(batch_size),
-      "crop_size": float(crop_size),
-      "decode_pillow_images_per_s": 1.0 / timings["pillow"],
-      "decode_simplejpeg_images_per_s": 1.0 / timings["simplejpeg"],
-  }

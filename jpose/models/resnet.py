@@ -73,7 +73,7 @@ def pointwise_matmul(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) ->
 
   JAX's own transpose rule gives the same numbers, but XLA:CPU then lays the cotangent out
   transposed for the weight gradient and runs that gradient outside its fast GEMM path.
-  On one core, the integral net's train step (`jpose.bench.benchmark_integral_net`, batch
+  On one core, the integral net's train step (`jpose.bench.integral_net`, batch
   8 at 128²) took 648 ms with it against 540 ms with this rule for ResNet-18, and
   1,478 ms against 989 ms for ResNet-50, whose bottlenecks are mostly 1x1 convs.
   """

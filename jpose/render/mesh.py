@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from typing import Callable, NamedTuple
 
 import jax
@@ -488,39 +487,3 @@ def soft_silhouette(vertices, faces, camera: Camera, size: int, *, sigma: float 
   log_background = _soft_log_background(table, size, sigma, radius, window, chunk)
   log_background = log_background.reshape(size, size)
   return 1.0 - jnp.exp(log_background)
-
-
-def measure_throughput(vertices, faces, size: int, batch: int = 8, mode: str = "hard",
-                       repeats: int = 5, **kwargs) -> float:
-  """Meshes per second, after compilation, on the default device, of the jitted and
-  vmapped `mode`: "hard" (hard_silhouette), "soft" (soft_silhouette) or "soft_grad" (the
-  soft silhouette's value and vertex gradient of an L2 loss), for `batch` copies of one
-  mesh, each shifted a little, framed by a weak-perspective camera so that its height
-  fills 90 % of the image. The best of `repeats` timed calls (the CPU here is shared)."""
-  vertices = jnp.asarray(vertices, jnp.float32)
-  faces = jnp.asarray(faces, jnp.int32)
-  centre = (vertices.max(0) + vertices.min(0)) / 2
-  height = float(vertices[:, 1].max() - vertices[:, 1].min())
-  cameras = WeakPerspective(scale=jnp.full((batch,), 1.8 / height),
-                            translation=jnp.tile(-centre[:2], (batch, 1))
-                            + 0.01 * jnp.arange(batch)[:, None])
-  target = jnp.zeros((size, size))
-
-  def one(camera):
-    if mode == "hard":
-      return hard_silhouette(vertices, faces, camera, size, **kwargs)
-    if mode == "soft":
-      return soft_silhouette(vertices, faces, camera, size, **kwargs)
-    if mode == "soft_grad":
-      return jax.value_and_grad(lambda v: jnp.sum(
-          (soft_silhouette(v, faces, camera, size, **kwargs) - target)**2))(vertices)
-    raise ValueError(f"mode must be 'hard', 'soft' or 'soft_grad', got {mode!r}")
-
-  fn = jax.jit(jax.vmap(one))
-  jax.block_until_ready(fn(cameras))
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(cameras))
-    best = min(best, time.perf_counter() - start)
-  return batch / best

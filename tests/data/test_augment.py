@@ -327,10 +327,6 @@ def test_params_from_a_config_and_bad_ranges():
     augment.AugmentParams(flip_probability=2.0)
 
 
-def test_measure_throughput_runs():
-  assert augment.measure_throughput(size=16, batch=2, repeats=1) > 0
-
-
 def test_sun_2018_draws_as_integral_human_pose_does():
   """SUN_2018 against integral-human-pose's do_augmentation (scale_factor 0.25,
   rot_factor 30, rot_aug_rate 0.6, flip 0.5, color_factor 0.2), on 20,000 draws: no

@@ -129,13 +129,6 @@ def test_crop_size_mismatch_and_bad_split_are_named(built):
     image_pipeline.make_dataset([image_pipeline.Source("lsp", "validation")], 4, data_dir=built)
 
 
-def test_measure_throughput_reports_rates(built):
-  result = image_pipeline.measure_throughput([image_pipeline.Source("lsp")], batch_size=8,
-                                             num_batches=2, data_dir=built)
-  assert result["images_per_s"] > 0 and result["decode_simplejpeg_images_per_s"] > 0
-  assert result["batch_size"] == 8 and result["threads"] == 0
-
-
 def test_malformed_record_is_named():
   with pytest.raises(ValueError, match=r"lacks field\(s\) \['image', 'joints_2d'"):
     image_pipeline.parse_record(b"")

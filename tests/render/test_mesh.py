@@ -324,10 +324,3 @@ def test_bad_input_is_named():
     mesh.hard_silhouette(vertices, faces.astype(jnp.float32), PINHOLE_UNIT, 8)
   with pytest.raises(TypeError, match="camera"):
     mesh.hard_silhouette(vertices, faces, (1.0, 0.0), 8)
-
-
-def test_measure_throughput_runs():
-  vertices, faces = _cube(centre=(0, 0, 5.0), half=1.0)
-  assert mesh.measure_throughput(vertices, faces, size=16, batch=2, repeats=1) > 0
-  with pytest.raises(ValueError, match="mode"):
-    mesh.measure_throughput(vertices, faces, size=16, batch=2, mode="fast")

@@ -28,7 +28,10 @@ import jax
 import numpy as np
 
 import configs
-from jpose import bench
+from jpose.bench import train_step
+
+# The source checkout (jpose/bench/suite.py -> .): the main job runs there, on its configs/.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +101,7 @@ def _train_step_row(row: Row, tiny: bool, cache_dir: str) -> dict:
   config = _config(row, tiny)
   batch = row.tiny_batch if tiny else row.batch
   steps = 2 * config.train.steps_per_dispatch if tiny else row.steps
-  result = bench.benchmark(config, batch, steps, compile_cache_dir=cache_dir)
-  return result
+  return train_step.benchmark(config, batch, steps, compile_cache_dir=cache_dir)
 
 
 def _predict_row(row: Row, tiny: bool, cache_dir: str) -> dict:
@@ -107,13 +109,13 @@ def _predict_row(row: Row, tiny: bool, cache_dir: str) -> dict:
   crops: compile cold and warm, then the median of timed calls."""
   config = _config(row, tiny)
   batch = row.tiny_batch if tiny else row.batch
-  _, state, _, _, trainer = bench._train_step_inputs(config, batch)
+  _, state, _, _, trainer = train_step.train_step_inputs(config, batch)
   size = config.data.crop_size
   images = jax.numpy.asarray(np.random.default_rng(0).uniform(0, 1, (batch, size, size, 3)),
                              np.float32)
   predict = jax.jit(trainer.predict_crops)
-  cold, warm, compiled = bench.compile_cold_and_warm(lambda: predict.lower(state, images),
-                                                     cache_dir)
+  cold, warm, compiled = train_step.compile_cold_and_warm(
+      lambda: predict.lower(state, images), cache_dir)
   jax.block_until_ready(compiled(state, images))
   times = []
   for _ in range(2 if tiny else row.steps):
@@ -126,7 +128,7 @@ def _predict_row(row: Row, tiny: bool, cache_dir: str) -> dict:
           "samples_per_s": round(batch / step_s, 1), "compile_s": round(cold, 3),
           "compile_warm_s": round(warm, 3), "mfu": None,
           "peak_memory_bytes": memory.get("peak_bytes_in_use"),
-          "program_memory_bytes": bench.program_memory_bytes(compiled),
+          "program_memory_bytes": train_step.program_memory_bytes(compiled),
           "device_kind": jax.devices()[0].device_kind}
 
 
@@ -164,8 +166,7 @@ def _main_job_row(row: Row, tiny: bool, cache_dir: str, bench_rate: float | None
     command.append(f"--config.train.batch_size={row.batch}")
   env = dict(os.environ, JPOSE_COMPILATION_CACHE=cache_dir)
   t0 = time.perf_counter()
-  done = subprocess.run(command, cwd=os.path.dirname(os.path.dirname(__file__)), env=env,
-                        capture_output=True, text=True)
+  done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
   wall = time.perf_counter() - t0
   if done.returncode != 0:
     raise RuntimeError(f"jpose.main exited {done.returncode}: {done.stderr[-2000:]}")
