@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jpose.geometry import affine as affine_lib
 from jpose.geometry import skeleton
 
 # imgaug's LinearContrast pivots uint8 images about int(0.5 * 255) = 127, not 127.5.
@@ -201,20 +202,6 @@ def crop_transform(size: int, scale, translate, angle, flip):
       jnp.array([[0.0, 0.0, 1.0]])], axis=0)
 
 
-def apply_affine(matrix, points):
-  """(3, 3) or (2, 3) affine, (..., 2) points -> (..., 2)."""
-  return points @ matrix[:2, :2].T + matrix[:2, 2]
-
-
-def invert_affine(matrix):
-  """Inverse of a (3, 3) affine with bottom row (0, 0, 1), in closed form."""
-  inverse_linear = jnp.linalg.inv(matrix[:2, :2])
-  offset = -inverse_linear @ matrix[:2, 2]
-  return jnp.concatenate([
-      jnp.concatenate([inverse_linear, offset[:, None]], axis=1),
-      jnp.array([[0.0, 0.0, 1.0]])], axis=0)
-
-
 def warp(image, matrix, nearest: bool = False):
   """Resamples an (H, W, C) or (H, W) image so that out(p) = image(matrix^-1 p) for a
   (3, 3) forward affine on continuous pixel coordinates (pixel centres at j + 0.5).
@@ -226,7 +213,7 @@ def warp(image, matrix, nearest: bool = False):
   """
   height, width = image.shape[:2]
   flat = image.reshape((height * width, -1))
-  inverse = invert_affine(matrix)
+  inverse = affine_lib.invert_affine(matrix)
   x = jnp.arange(width, dtype=jnp.float32)[None, :] + 0.5
   y = jnp.arange(height, dtype=jnp.float32)[:, None] + 0.5
   # Sample positions in index units (pixel centre j + 0.5 is index j).
@@ -314,7 +301,7 @@ def augment_example(example: dict[str, Any], key, params: AugmentParams = SEED_0
     image = warp(image, matrix)
     perm = skeleton.H36M_17.flip_permutation
     flip = draw["flip"]
-    joints = apply_affine(matrix, example["joints_2d"])
+    joints = affine_lib.apply_affine(matrix, example["joints_2d"])
     out["joints_2d"] = jnp.where(flip, joints[perm], joints)
     visible = jnp.where(flip, example["visible"][perm], example["visible"])
     if params.invisible_outside:

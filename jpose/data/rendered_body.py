@@ -31,6 +31,7 @@ from jpose.body import lbs
 from jpose.body import model as body_model
 from jpose.body import priors
 from jpose.body import smpl
+from jpose.geometry import affine as affine_lib
 from jpose.render import appearance as appearance_lib
 from jpose.render import crop as crop_lib
 from jpose.render import mannequin
@@ -220,8 +221,8 @@ def render_body(model: body_model.BodyModel, theta, betas, root, look, config:
   body = jnp.clip(albedo[owner] * grey[..., None], 0.0, 1.0)
   rays = mannequin.crop_rays(affine, focal, principal, size)
   image = jnp.where(covered[..., None], body, appearance_lib.background_image(look, rays))
-  joints_2d = crop_lib.apply_affine(affine, crop_lib.project_pinhole(joints_mm, focal,
-                                                                     principal))
+  joints_2d = affine_lib.apply_affine(affine, crop_lib.project_pinhole(joints_mm, focal,
+                                                                       principal))
   inside = jnp.all((joints_2d >= 0) & (joints_2d <= size), axis=-1)
   return {"image": image, "silhouette": covered.astype(jnp.float32),
           "parts": jnp.where(covered, joint[owner] + 1, 0).astype(jnp.int32),

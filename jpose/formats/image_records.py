@@ -19,6 +19,7 @@ import simplejpeg
 import tensorflow_datasets as tfds
 
 from jpose.formats import image_files
+from jpose.geometry import affine as affine_lib
 from jpose.geometry import skeleton
 
 NUM_JOINTS = 17
@@ -81,11 +82,6 @@ def crop_affine(box: tuple[int, int, int], size: int) -> np.ndarray:
   return np.array([[s, 0.0, -x0 * s], [0.0, s, -y0 * s]], np.float32)
 
 
-def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
-  """(2, 3) affine, (..., 2) points -> (..., 2); NaN points stay NaN."""
-  return points @ affine[:, :2].T + affine[:, 2]
-
-
 def crop_image(image: Image.Image, box: tuple[int, int, int], size: int,
                resample=Image.Resampling.BILINEAR) -> Image.Image:
   """The box of `image`, zero-padded where it leaves the image, resized to size x size.
@@ -133,7 +129,7 @@ def person_record(*, image: Image.Image, image_id: str, joints_2d: np.ndarray,
       "image": encode_jpeg(crop),
       "image_id": image_id,
       "image_size": np.array(image.size, np.float32),
-      "joints_2d": np.where(usable[:, None], apply_affine(affine, joints_2d),
+      "joints_2d": np.where(usable[:, None], affine_lib.apply_affine(affine, joints_2d),
                             np.nan).astype(np.float32),
       "visible": usable.astype(np.float32),
       "occluded": (np.zeros(NUM_JOINTS, np.float32) if occluded is None

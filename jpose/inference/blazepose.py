@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from jpose import file_errors
+from jpose.geometry import affine as affine_lib
 from jpose.geometry import skeleton
 
 INPUT_SIZE = 256
@@ -86,11 +87,6 @@ def frame_to_input(roi: Roi, input_size: int = INPUT_SIZE) -> np.ndarray:
   return np.concatenate([linear, -linear @ forward[:, 2:]], axis=1)
 
 
-def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
-  """(2, 3) affine, (..., 2) points -> (..., 2) transformed points."""
-  return points @ affine[:, :2].T + affine[:, 2]
-
-
 def crop_input(frame: np.ndarray, roi: Roi, input_size: int = INPUT_SIZE) -> np.ndarray:
   """(H, W, 3) uint8 frame -> (1, S, S, 3) float32 model input in [0, 1]: the ROI, resized
   bilinearly, black where it leaves the frame."""
@@ -111,7 +107,7 @@ def decode_landmarks(raw: np.ndarray, roi: Roi, input_size: int = INPUT_SIZE) ->
   """The model's first output ((1, 195) or (195,)) -> (39, 3): x, y in frame pixels and
   the landmark's visibility, sigmoid of its logit."""
   values = np.asarray(raw, np.float64).reshape(NUM_LANDMARKS, _VALUES_PER_LANDMARK)
-  xy = apply_affine(input_to_frame(roi, input_size), values[:, :2])
+  xy = affine_lib.apply_affine(input_to_frame(roi, input_size), values[:, :2])
   return np.concatenate([xy, _sigmoid(values[:, 3:4])], axis=1)
 
 

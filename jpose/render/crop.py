@@ -4,6 +4,7 @@ A crop is a (2, 3) affine A taking original-image pixels to crop pixels,
 [x_c, y_c] = A @ [x, y, 1] (pixel centres at +0.5, see the image conventions). The
 renderer casts rays for crop pixels through A's inverse, so it renders directly at the
 crop, for any affine (scale, shift, or an augmentation's rotation composed into it).
+`jpose.geometry.affine` applies and inverts such affines.
 """
 
 from __future__ import annotations
@@ -29,17 +30,6 @@ def box_affine(centre, side, size: int):
   scale = size / side
   shift = 0.5 * size - scale * centre
   return jnp.array([[scale, 0.0, shift[0]], [0.0, scale, shift[1]]])
-
-
-def apply_affine(affine, points_2d):
-  """(2, 3) affine, (..., 2) points -> (..., 2) transformed points."""
-  return points_2d @ affine[:, :2].T + affine[:, 2]
-
-
-def invert_affine(affine):
-  """(2, 3) affine -> its (2, 3) inverse."""
-  linear = jnp.linalg.inv(affine[:, :2])
-  return jnp.concatenate([linear, -linear @ affine[:, 2:]], axis=1)
 
 
 def project_pinhole(points_camera, focal, principal):

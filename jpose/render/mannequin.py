@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jpose.geometry import affine as affine_lib
 from jpose.geometry import skeleton
 from jpose.render import appearance as appearance_lib
 from jpose.render import crop as crop_lib
@@ -127,7 +128,7 @@ def crop_rays(affine, focal, principal, size: int):
   """
   centres = jnp.arange(size, dtype=jnp.float32) + 0.5
   pixels = jnp.stack(jnp.meshgrid(centres, centres, indexing="xy"), axis=-1)
-  inverse = crop_lib.invert_affine(affine)
+  inverse = affine_lib.invert_affine(affine)
   # Written out rather than a (S, S, 2) x (2, 2) matmul, which is slow on XLA's CPU backend.
   original = (pixels[..., :1] * inverse[:, 0] + pixels[..., 1:] * inverse[:, 1]
               + inverse[:, 2])
@@ -191,7 +192,7 @@ def capsule_boxes(start, end, radius, focal, principal, affine):
   lo, hi = jnp.minimum(lo_a, lo_b) * focal + principal, jnp.maximum(hi_a, hi_b) * focal + principal
   corners = jnp.stack([lo, jnp.stack([lo[:, 0], hi[:, 1]], -1), hi,
                        jnp.stack([hi[:, 0], lo[:, 1]], -1)], axis=1)  # (K, 4, 2)
-  crop_corners = crop_lib.apply_affine(affine, corners)
+  crop_corners = affine_lib.apply_affine(affine, corners)
   return jnp.concatenate([crop_corners.min(axis=1), crop_corners.max(axis=1)], axis=-1)
 
 
@@ -341,5 +342,5 @@ def render_crop(joints, focal, principal, size: int, appearance, margin: float =
   affine = crop_lib.box_affine(*crop_lib.box_around(original, margin), size)
   out = render(joints, focal, principal, affine, size, appearance)
   out["crop"] = affine
-  out["joints_2d"] = crop_lib.apply_affine(affine, original)
+  out["joints_2d"] = affine_lib.apply_affine(affine, original)
   return out

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jpose.geometry import affine as affine_lib
 from jpose.geometry import heatmap
 
 GRID = (6, 7, 9)  # (d, h, w): unequal, so a swapped axis cannot pass.
@@ -120,7 +121,7 @@ def test_crop_to_camera_inverts_the_crop_projection_of_a_pose():
     pixels = crop_lib.project_pinhole(jnp.asarray(pose + root), focal, principal)
     centre, side = crop_lib.box_around(pixels)
     affine = crop_lib.box_affine(centre, side, 256)
-    crop_px = crop_lib.apply_affine(affine, pixels)
+    crop_px = affine_lib.apply_affine(affine, pixels)
     joints.append(np.concatenate([np.asarray(crop_px), pose[:, 2:]], axis=-1))
     poses.append(pose), crops.append(np.asarray(affine)), depths.append(root[2])
   n = len(poses)

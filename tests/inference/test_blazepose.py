@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from jpose.geometry import affine as affine_lib
 from jpose.inference import blazepose
 
 # A 640 x 480 frame letterboxed into the 256 x 256 input: 2.5 frame pixels per input
@@ -21,10 +22,10 @@ WHOLE = blazepose.whole_frame_roi(WIDTH, HEIGHT)
 def test_whole_frame_letterbox_by_hand():
   to_frame = blazepose.input_to_frame(WHOLE)
   corners = np.array([[0.0, 0.0], [128.0, 128.0], [256.0, 256.0]])
-  np.testing.assert_allclose(blazepose.apply_affine(to_frame, corners),
+  np.testing.assert_allclose(affine_lib.apply_affine(to_frame, corners),
                              [[0.0, -80.0], [320.0, 240.0], [640.0, 560.0]], atol=1e-9)
   to_input = blazepose.frame_to_input(WHOLE)
-  np.testing.assert_allclose(blazepose.apply_affine(to_input, np.array([[0.0, 0.0]])),
+  np.testing.assert_allclose(affine_lib.apply_affine(to_input, np.array([[0.0, 0.0]])),
                              [[0.0, 32.0]], atol=1e-9)
 
 
@@ -32,13 +33,13 @@ def test_affine_round_trip_through_a_turned_crop():
   roi = blazepose.Roi(centre_x=300.0, centre_y=200.0, size=500.0, rotation=0.3)
   points = np.random.default_rng(0).uniform(0, 640, (50, 2))
   to_input = blazepose.frame_to_input(roi)
-  back = blazepose.apply_affine(blazepose.input_to_frame(roi),
-                                blazepose.apply_affine(to_input, points))
+  back = affine_lib.apply_affine(blazepose.input_to_frame(roi),
+                                affine_lib.apply_affine(to_input, points))
   np.testing.assert_allclose(back, points, atol=1e-9)
   # A quarter turn: the input's x axis runs down the frame, 1 input pixel = 1 frame pixel.
   quarter = blazepose.Roi(100.0, 100.0, 256.0, math.pi / 2)
   np.testing.assert_allclose(
-      blazepose.apply_affine(blazepose.input_to_frame(quarter), np.array([[256.0, 128.0]])),
+      affine_lib.apply_affine(blazepose.input_to_frame(quarter), np.array([[256.0, 128.0]])),
       [[100.0, 228.0]], atol=1e-9)
 
 
@@ -93,7 +94,7 @@ def test_next_roi_from_the_auxiliary_landmarks():
   roi = blazepose.next_roi(_landmarks_with_aux((300, 400), (500, 400)), (WIDTH, HEIGHT))
   assert roi.size == 600.0 and roi.rotation == pytest.approx(math.pi / 2)
   np.testing.assert_allclose(
-      blazepose.apply_affine(blazepose.input_to_frame(roi), np.array([[128.0, 0.0]])),
+      affine_lib.apply_affine(blazepose.input_to_frame(roi), np.array([[128.0, 0.0]])),
       [[600.0, 400.0]], atol=1e-9)
   # Degenerate or lost: start again from the whole frame.
   assert blazepose.next_roi(_landmarks_with_aux((300, 400), (300, 400)), (WIDTH, HEIGHT)) is None

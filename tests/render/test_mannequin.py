@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jpose.geometry import affine as affine_lib
 from jpose.geometry import skeleton
 from jpose.render import appearance as appearance_lib
 from jpose.render import crop as crop_lib
@@ -92,7 +93,7 @@ def test_crop_rays_go_through_the_original_pixels():
 
 
 def _pixel_of(out, point):
-  pixel = crop_lib.apply_affine(out["crop"], point[:2] / point[2] * FOCAL + PRINCIPAL)
+  pixel = affine_lib.apply_affine(out["crop"], point[:2] / point[2] * FOCAL + PRINCIPAL)
   return int(pixel[1]), int(pixel[0])
 
 

@@ -22,7 +22,7 @@ from jpose.data import datasets
 from jpose.formats import h36m_files
 from jpose.formats import h36m_video_files
 from jpose.formats import image_files
-from jpose.formats import image_records
+from jpose.geometry import affine as affine_lib
 from jpose.geometry import heatmap
 from jpose.geometry import skeleton
 from tests import conftest
@@ -120,7 +120,7 @@ def test_lspet_subset_joints_land_in_the_crop(lspet_build, real_data_dir):
   worst = 0.0
   for r in records:
     name = r["image_id"].decode().split("/")[1].split("#")[0]
-    expected = image_records.apply_affine(r["crop"], _h36m_joints(people[name], skeleton.LSP_14_TO_H36M_17))
+    expected = affine_lib.apply_affine(r["crop"], _h36m_joints(people[name], skeleton.LSP_14_TO_H36M_17))
     vis = r["visible"] > 0
     np.testing.assert_array_equal(vis, np.isfinite(expected).all(-1))
     worst = max(worst, float(np.abs(r["joints_2d"][vis] - expected[vis]).max()))
@@ -264,7 +264,7 @@ def test_mpii_fixture_build(mpii_manual, tmp_path):
   assert len(records) == len(entries) == 5
   first = records["mpii/005808361.jpg#0"]
   # MPII joint 0 (right ankle, 1-based (804, 711)) is H36M joint 3 (RFoot).
-  expected = image_records.apply_affine(first["crop"], np.array([804.0 - 0.5, 711.0 - 0.5]))
+  expected = affine_lib.apply_affine(first["crop"], np.array([804.0 - 0.5, 711.0 - 0.5]))
   # atol: float32 rounding of the same affine map, ~3e-5 px as measured on LSP-extended.
   np.testing.assert_allclose(first["joints_2d"][3], expected, atol=1e-3)
   for r in records.values():
@@ -298,7 +298,7 @@ def test_coco_fixture_build(real_data_dir, tmp_path):
       labelled = coco_joint >= 0 and kp[coco_joint, 2] > 0
       assert r["visible"][h36m_joint] == labelled
       if labelled:  # COCO's 0-based pixel indices are pixel centres: +0.5.
-        expected = image_records.apply_affine(r["crop"], kp[coco_joint, :2] + 0.5)
+        expected = affine_lib.apply_affine(r["crop"], kp[coco_joint, :2] + 0.5)
         np.testing.assert_allclose(r["joints_2d"][h36m_joint], expected, atol=1e-3)
         assert r["occluded"][h36m_joint] == (kp[coco_joint, 2] == 1)
 
@@ -381,7 +381,7 @@ def test_h36m_video_markers_land_on_stored_joints(h36m_video_build):
     centroids = np.array(scipy.ndimage.center_of_mass(crop, labels, range(1, count + 1)))[:, ::-1] + 0.5
     # The markers are drawn where the distorted lens shows the joints; the labels are the
     # undistorted projection (Sun et al.'s), which crop_to_camera inverts exactly.
-    drawn_crop = image_records.apply_affine(r["crop"], joints_original)
+    drawn_crop = affine_lib.apply_affine(r["crop"], joints_original)
     # Only markers that stand alone (no other joint within 3 marker diameters) are
     # one blob each; feet, knees, wrists, head are.
     scale = r["crop"][0, 0]
@@ -390,7 +390,7 @@ def test_h36m_video_markers_land_on_stored_joints(h36m_video_build):
       worst = max(worst, float(distance))
       checked += 1
     pinhole, _ = _project(world[t].astype(np.float64), cam, distort=False)
-    np.testing.assert_allclose(r["joints_2d"], image_records.apply_affine(r["crop"], pinhole),
+    np.testing.assert_allclose(r["joints_2d"], affine_lib.apply_affine(r["crop"], pinhole),
                                atol=1e-2 * scale)
     # ... and they differ from the distorted ones (S9's camera 54138969: 0.4-2 px here).
     assert np.abs(pinhole - joints_original).max() > 0.3
