@@ -213,20 +213,6 @@ def denormalise(x, mean, std):
   return x * std + mean
 
 
-def flip_pose_2d(pose_2d, principal_x):
-  """Mirrors pixel poses about the principal point's vertical line and swaps left/right."""
-  mirrored = pose_2d.copy()
-  mirrored[..., 0] = 2.0 * principal_x - pose_2d[..., 0]
-  return skeleton.flip_left_right(mirrored)
-
-
-def flip_pose_3d(pose_3d):
-  """Mirrors camera-frame poses (x -> -x) and swaps left/right."""
-  mirrored = pose_3d.copy()
-  mirrored[..., 0] = -pose_3d[..., 0]
-  return skeleton.flip_left_right(mirrored)
-
-
 class _BatchGather:
   """Maps a global batch number to a batch dict; pure given (seed, number)."""
 
@@ -271,12 +257,9 @@ class _BatchGather:
       pose_2d = d.pose_2d[windows.window_index(ids, self.offsets, first,
                                                first + d.lengths[seq] - 1)]
     pose_3d = d.pose_3d[ids]
-    if self.flip:
-      do = do_flip
-      cx = d.camera_c[seq, 0].reshape((-1,) + (1,) * (pose_2d.ndim - 2))
-      pose_2d = np.where(do.reshape((-1,) + (1,) * (pose_2d.ndim - 1)),
-                         flip_pose_2d(pose_2d, cx), pose_2d)
-      pose_3d = np.where(do[:, None, None], flip_pose_3d(pose_3d), pose_3d)
+    if self.flip:  # the device's mirror, brought back to the host.
+      pose_2d = np.asarray(skeleton.mirror(pose_2d, d.camera_c[seq, 0], do_flip))
+      pose_3d = np.asarray(skeleton.mirror(pose_3d, where=do_flip))
     camera_up = np.where(do_flip[:, None], d.camera_up[seq] * np.array([-1.0, 1.0, 1.0]),
                          d.camera_up[seq])  # a flip mirrors the camera frame's x too
     s = self.stats

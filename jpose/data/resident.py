@@ -73,25 +73,11 @@ def gather_frames(data: ResidentData, frame_ids, flip) -> dict[str, jnp.ndarray]
   pipeline's `make_dataset(..., flip=True)` batches are)."""
   camera_c = data.camera_c[frame_ids]
   up = data.camera_up[frame_ids]
-  return {"pose_2d": flip_2d(data.pose_2d[frame_ids], camera_c[:, 0], flip),
-          "pose_3d": flip_3d(data.pose_3d[frame_ids], flip),
+  return {"pose_2d": skeleton.mirror(data.pose_2d[frame_ids], camera_c[:, 0], flip),
+          "pose_3d": skeleton.mirror(data.pose_3d[frame_ids], where=flip),
           "root_depth": data.root_depth[frame_ids], "camera_f": data.camera_f[frame_ids],
           "camera_c": camera_c,
           "camera_up": jnp.where(flip[:, None], up * jnp.asarray([-1.0, 1.0, 1.0]), up)}
-
-
-def flip_2d(pose_2d, principal_x, flip):
-  """Mirrors (B, ..., J, 2) pixel poses about x = principal_x where flip (B,) is set."""
-  px = principal_x.reshape((-1,) + (1,) * (pose_2d.ndim - 1))
-  mirrored = jnp.concatenate([2 * px - pose_2d[..., :1], pose_2d[..., 1:]], axis=-1)
-  mirrored = mirrored[..., skeleton.H36M_17.flip_permutation, :]
-  return jnp.where(flip.reshape((-1,) + (1,) * (pose_2d.ndim - 1)), mirrored, pose_2d)
-
-
-def flip_3d(pose_3d, flip):
-  """Mirrors (B, ..., J, 3) camera-frame poses (x -> -x) where flip (B,) is set."""
-  mirrored = (pose_3d * jnp.asarray([-1.0, 1.0, 1.0]))[..., skeleton.H36M_17.flip_permutation, :]
-  return jnp.where(flip.reshape((-1,) + (1,) * (pose_3d.ndim - 1)), mirrored, pose_3d)
 
 
 def flip_average(predict, pose_2d, pose_3d, principal_x):
@@ -100,6 +86,5 @@ def flip_average(predict, pose_2d, pose_3d, principal_x):
   `predict` maps (B, ..., 17, 2) pixels and (B, ..., 17, 3) mm to (B, ..., 17, 3) mm
   predictions; 2D is mirrored about each example's principal_x (B,).
   """
-  flip = jnp.ones(pose_2d.shape[0], bool)
-  mirrored = predict(flip_2d(pose_2d, principal_x, flip), flip_3d(pose_3d, flip))
-  return (predict(pose_2d, pose_3d) + flip_3d(mirrored, flip)) / 2
+  mirrored = predict(skeleton.mirror(pose_2d, principal_x), skeleton.mirror(pose_3d))
+  return (predict(pose_2d, pose_3d) + skeleton.mirror(mirrored)) / 2

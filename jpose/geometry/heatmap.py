@@ -108,5 +108,4 @@ def mirror_crop_joints(joints: jax.Array, crop_size: float) -> jax.Array:
   With pixel centres at j + 0.5, mirroring the columns (j -> S - 1 - j) maps continuous x
   to S - x exactly. (Sun et al.'s code puts pixel centres at j, where it is S - 1 - x.)
   """
-  mirrored = joints.at[..., 0].set(crop_size - joints[..., 0])
-  return skeleton.flip_left_right(mirrored)
+  return skeleton.mirror(joints, crop_size / 2)

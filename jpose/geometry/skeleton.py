@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -126,6 +127,26 @@ def flip_left_right(joints, skeleton: Skeleton = H36M_17):
   """Swaps left and right joint labels of (..., J, D) joints (no coordinate change)."""
   xp = jnp if isinstance(joints, jnp.ndarray) else np
   return xp.take(joints, skeleton.flip_permutation, axis=-2)
+
+
+def mirror(joints, centre_x=0.0, where=True, skeleton: Skeleton = H36M_17) -> jax.Array:
+  """Mirror images of (..., J, D) joints about the vertical line x = centre_x: x becomes
+  2 centre_x - x, the other coordinates stay, and left and right labels swap. Poses where
+  `where` is False come back unchanged.
+
+  centre_x and where broadcast along the joints' leading axes: a scalar, or (B,) with one
+  value per example of (B, ...) poses. Pixel poses mirror about the principal point's x,
+  camera-frame poses about 0 (x -> -x). jnp; numpy joints come back as a jax array.
+  """
+  joints = jnp.asarray(joints)
+
+  def per_pose(value):  # (B,) -> (B, 1, ..., 1): one value per example.
+    value = jnp.asarray(value)
+    return value.reshape(value.shape + (1,) * (joints.ndim - value.ndim))
+
+  mirrored = jnp.concatenate([2 * per_pose(centre_x) - joints[..., :1], joints[..., 1:]],
+                             axis=-1)
+  return jnp.where(per_pose(where), flip_left_right(mirrored, skeleton), joints)
 
 
 def bone_lengths(joints, skeleton: Skeleton = H36M_17, epsilon: float = 0.0):

@@ -16,6 +16,7 @@ import numpy as np
 from jpose.data import pipeline
 from jpose.data import resident as resident_lib
 from jpose.data import windows
+from jpose.geometry import skeleton
 from jpose.metrics import pose as pose_metrics
 from jpose.train import state as state_lib
 from jpose.train import trainers
@@ -67,10 +68,10 @@ class TemporalTrainer(trainers.SupervisedLifter):
     windows_2d, windows_3d, windows_depth = resident_lib.gather_windows(resident, ids,
                                                                         self.offsets)
     principal_x = resident.camera_c[ids, 0]
-    windows_2d = resident_lib.flip_2d(windows_2d, principal_x, flip)
+    windows_2d = skeleton.mirror(windows_2d, principal_x, flip)
     # The depth input is the ground truth's, or a first stage's prediction of it.
-    windows_in = resident_lib.flip_3d(windows_3d.at[..., 2].set(windows_depth), flip)
-    windows_3d = resident_lib.flip_3d(windows_3d, flip)
+    windows_in = skeleton.mirror(windows_3d.at[..., 2].set(windows_depth), where=flip)
+    windows_3d = skeleton.mirror(windows_3d, where=flip)
     target = windows_3d[:, -1 if self.config.model.causal else self.field // 2]
     m = self.config.model
     inputs = self.model_inputs(windows_2d, windows_in, state.norm, state_lib.stream(state, "noise"),

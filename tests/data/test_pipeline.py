@@ -6,7 +6,6 @@ import chex
 import numpy as np
 
 from jpose.data import pipeline
-from jpose.geometry import skeleton
 
 
 def _take(iterator, n):
@@ -83,21 +82,6 @@ def test_windows_replicate_the_edges(synthetic_train):
   np.testing.assert_array_equal(batch["pose_2d"][599, 13:], np.repeat(seq0[-1:], 14, 0))
   # A middle frame is its plain neighbourhood.
   np.testing.assert_array_equal(batch["pose_2d"][300], seq0[287:314])
-
-
-def test_flip_mirrors_and_swaps_sides(synthetic_train):
-  pose_3d = synthetic_train.pose_3d[:5]
-  flipped = pipeline.flip_pose_3d(pose_3d)
-  np.testing.assert_array_equal(pipeline.flip_pose_3d(flipped), pose_3d)
-  right, left = 16, 13  # RWrist, LWrist
-  np.testing.assert_array_equal(flipped[:, left, 0], -pose_3d[:, right, 0])
-  pose_2d = synthetic_train.pose_2d[:5]
-  cx = 512.0
-  np.testing.assert_allclose(pipeline.flip_pose_2d(pipeline.flip_pose_2d(pose_2d, cx), cx),
-                             pose_2d, atol=1e-4)
-  np.testing.assert_allclose(pipeline.flip_pose_2d(pose_2d, cx)[:, left, 0],
-                             2 * cx - pose_2d[:, right, 0], atol=1e-4)
-  assert skeleton.H36M_17.joint_names[left] == "LWrist"
 
 
 def test_corrupt_record_file_is_named(tfds_dir, tmp_path):

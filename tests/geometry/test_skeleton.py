@@ -74,3 +74,31 @@ def test_flip_is_an_involution_that_swaps_sides():
   for i, j in enumerate(perm):
     if i != j:
       assert names[i][1:] == names[j][1:] and {names[i][0], names[j][0]} == {"L", "R"}
+
+
+def test_mirror_mirrors_and_swaps_sides(synthetic_train):
+  pose_3d = synthetic_train.pose_3d[:5]
+  flipped = np.asarray(skeleton.mirror(pose_3d))
+  np.testing.assert_array_equal(skeleton.mirror(flipped), pose_3d)
+  right, left = 16, 13  # RWrist, LWrist
+  np.testing.assert_array_equal(flipped[:, left, 0], -pose_3d[:, right, 0])
+  np.testing.assert_array_equal(flipped[:, left, 1:], pose_3d[:, right, 1:])
+  pose_2d = synthetic_train.pose_2d[:5]
+  cx = 512.0
+  np.testing.assert_allclose(skeleton.mirror(skeleton.mirror(pose_2d, cx), cx), pose_2d,
+                             atol=1e-4)
+  np.testing.assert_allclose(skeleton.mirror(pose_2d, cx)[:, left, 0],
+                             2 * cx - pose_2d[:, right, 0], atol=1e-4)
+  assert skeleton.H36M_17.joint_names[left] == "LWrist"
+
+
+def test_mirror_takes_one_centre_and_flag_per_example():
+  windows = np.random.default_rng(0).uniform(0, 1000, (3, 5, 17, 2)).astype(np.float32)
+  centre = np.array([100.0, 500.0, 0.0], np.float32)
+  flip = np.array([True, False, True])
+  out = np.asarray(skeleton.mirror(windows, centre, flip))
+  perm = list(skeleton.H36M_17.flip_permutation)
+  np.testing.assert_array_equal(out[1], windows[1])
+  for b in (0, 2):
+    np.testing.assert_array_equal(out[b, ..., 0], (2 * centre[b] - windows[b, ..., 0])[:, perm])
+    np.testing.assert_array_equal(out[b, ..., 1], windows[b][:, perm, 1])

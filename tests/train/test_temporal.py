@@ -13,6 +13,7 @@ import configs
 from jpose.data import pipeline
 from jpose.data import resident
 from jpose.data import windows
+from jpose.geometry import skeleton
 from jpose.train import loop
 
 
@@ -39,15 +40,31 @@ def test_device_flips_match_the_host_pipeline(synthetic_train):
   ids = jnp.arange(700)
   windows_2d, windows_3d, _ = resident.gather_windows(data, ids, windows.window_offsets(27, False))
   flip = jnp.arange(700) % 2 == 0
-  flipped = np.asarray(resident.flip_2d(windows_2d, data.camera_c[ids, 0], flip))
+  flipped = np.asarray(skeleton.mirror(windows_2d, data.camera_c[ids, 0], flip))
+  # By hand, on the host's windows: x -> 2 c_x - x about each frame's principal point,
+  # then left and right labels swapped.
   cx = synthetic_train.camera_c[synthetic_train.seq_index[:700], 0][:, None, None]
-  expected = np.where(np.asarray(flip)[:, None, None, None],
-                      pipeline.flip_pose_2d(host["pose_2d"], cx), host["pose_2d"])
+  perm = list(skeleton.H36M_17.flip_permutation)
+  by_hand = np.stack([2 * cx - host["pose_2d"][..., 0], host["pose_2d"][..., 1]], -1)[..., perm, :]
+  expected = np.where(np.asarray(flip)[:, None, None, None], by_hand, host["pose_2d"])
   np.testing.assert_allclose(flipped, expected, atol=1e-4)
-  np.testing.assert_allclose(np.asarray(resident.flip_3d(windows_3d[:, 13], flip)),
-                             np.where(np.asarray(flip)[:, None, None],
-                                      pipeline.flip_pose_3d(host["pose_3d"]), host["pose_3d"]),
+  pose_3d = host["pose_3d"]
+  by_hand = (pose_3d * [-1.0, 1.0, 1.0])[:, perm]
+  np.testing.assert_allclose(np.asarray(skeleton.mirror(windows_3d[:, 13], where=flip)),
+                             np.where(np.asarray(flip)[:, None, None], by_hand, pose_3d),
                              atol=1e-4)
+  # The host pipeline mirrors its own batches (flip=True) as the device does.
+  host_flips = pipeline.make_dataset(synthetic_train, stats, 64, flip=True, window=27)[0]
+  indices = pipeline.make_dataset(synthetic_train, stats, 64, flip=True, window=27,
+                                  indices_only=True)[0]
+  ids, flip = jnp.asarray(indices["frame_id"]), jnp.asarray(indices["flip"])
+  assert 0 < int(flip.sum()) < 64
+  windows_2d, windows_3d, _ = resident.gather_windows(data, ids, windows.window_offsets(27, False))
+  frames = resident.gather_frames(data, ids, flip)
+  np.testing.assert_array_equal(np.asarray(skeleton.mirror(windows_2d, data.camera_c[ids, 0],
+                                                           flip)), host_flips["pose_2d"])
+  np.testing.assert_array_equal(np.asarray(frames["pose_3d"]), host_flips["pose_3d"])
+  np.testing.assert_array_equal(np.asarray(frames["camera_up"]), host_flips["camera_up"])
 
 
 def test_causal_offsets_end_at_the_target():
