@@ -26,6 +26,7 @@ import zipfile
 import jax.numpy as jnp
 import numpy as np
 
+from jpose import file_errors
 from jpose.body import lbs
 from jpose.body import model as body_model
 
@@ -75,7 +76,9 @@ def read_fields(path: str) -> dict[str, np.ndarray]:
   if not os.path.exists(path):
     raise SmplFileError(path, "file not found")
   if path.endswith(".npz"):
-    return _read_npz(path)
+    # Only the fields a BodyModel uses: smplx archives may hold pickled extras
+    # (e.g. a sparse 'J_regressor_prior') that allow_pickle=False cannot read.
+    return file_errors.read_npz(path, SmplFileError, _REQUIRED + _OPTIONAL)[0]
   if path.endswith(".pkl"):
     return _read_pkl(path)
   raise SmplFileError(path, "unknown extension: expected an SMPL '.pkl' or '.npz'")
@@ -254,26 +257,6 @@ def _read_regressor(path: str | None, rows: int) -> np.ndarray | None:
     raise SmplFileError(path, f"regressor has shape {value.shape}, expected finite "
                         f"({rows}, V)")
   return value.astype(np.float32)
-
-
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-  try:
-    archive = np.load(path, allow_pickle=False)
-  except (ValueError, OSError, zipfile.BadZipFile) as e:
-    raise SmplFileError(path, f"not a readable .npz archive: {e}") from e
-  fields = {}
-  with archive:
-    # Only the fields a BodyModel uses: smplx archives may hold pickled extras
-    # (e.g. a sparse 'J_regressor_prior') that allow_pickle=False cannot read.
-    for key in (k for k in archive.files if k in _REQUIRED + _OPTIONAL):
-      try:
-        fields[key] = archive[key]
-      except ValueError as e:  # object arrays (a pickled sparse matrix) need pickle.
-        raise SmplFileError(path, f"field '{key}' is a pickled object array; save it as a "
-                            "dense numeric array") from e
-      except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise SmplFileError(path, f"field '{key}' cannot be read (truncated?): {e}") from e
-  return fields
 
 
 class _PickledObject:

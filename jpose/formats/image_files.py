@@ -13,7 +13,6 @@ Every reader raises `ImageFileError` naming the file and what is wrong with it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -52,11 +51,6 @@ def load_image(path: str) -> Image.Image:
     raise ImageFileError(path, f"not a readable image (truncated or corrupt?): {e}") from e
 
 
-def _require_file(path: str) -> None:
-  if not os.path.isfile(path):
-    raise ImageFileError(path, "file not found")
-
-
 def read_lsp_joints(path: str) -> list[Person]:
   """An LSP or LSP-extended `joints.mat` -> one Person per image (14 LSP joints).
 
@@ -69,7 +63,7 @@ def read_lsp_joints(path: str) -> list[Person]:
   """
   import scipy.io  # only the LSP readers need scipy
 
-  _require_file(path)
+  file_errors.require_file(path, ImageFileError)
   try:
     mat = scipy.io.loadmat(path)
   except (ValueError, OSError, TypeError) as e:
@@ -100,22 +94,13 @@ def read_lsp_joints(path: str) -> list[Person]:
           for i in range(raw.shape[2])]
 
 
-def _load_json(path: str):
-  _require_file(path)
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (ValueError, UnicodeDecodeError) as e:
-    raise ImageFileError(path, f"not valid JSON (truncated or corrupt?): {e}") from e
-
-
 def read_mpii_json(path: str) -> list[Person]:
   """mmpose's MPII JSON (a list of {image, joints (16, 2), joints_vis (16,)}) -> Persons.
 
   The coordinates are the official release's 1-based MATLAB values; joints with
   joints_vis 0 are not annotated and become NaN.
   """
-  entries = _load_json(path)
+  entries = file_errors.read_json(path, ImageFileError)
   if not isinstance(entries, list):
     raise ImageFileError(path, "expected a list of person entries (mmpose's MPII JSON)")
   people = []
@@ -143,7 +128,7 @@ def read_coco_keypoints(path: str, min_keypoints: int = 1) -> list[Person]:
   COCO's v = 0 is unlabelled (NaN), v = 1 labelled but not visible (occluded), v = 2
   labelled and visible.
   """
-  data = _load_json(path)
+  data = file_errors.read_json(path, ImageFileError)
   for key in ("images", "annotations"):
     if key not in data:
       raise ImageFileError(path, f"has no '{key}' field")

@@ -7,7 +7,6 @@ of them) or numpy arrays; jpose lifts one person, so it picks one per frame.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 
@@ -98,7 +97,7 @@ def read_keypoints(path: str, frames: str = "sequence", person: str = "track"
     elif extension == ".npz":
       file_frames, image_size = _read_npz(path)
     elif extension == ".json":
-      content = _load_json(path)
+      content = file_errors.read_json(path, KeypointFileError)
       if isinstance(content, list):
         file_frames = _read_coco_results(path, content)
       elif isinstance(content, dict) and "images" in content and "annotations" in content:
@@ -147,17 +146,6 @@ def fill_missing(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
       for axis in range(points.shape[2]):
         filled[:, joint, axis] = np.interp(time, time[present], points[present, joint, axis])
   return filled, was_missing
-
-
-def _load_json(path: str):
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except json.JSONDecodeError as e:
-    raise KeypointFileError(path, f"malformed JSON at line {e.lineno}, column {e.colno}: "
-                            f"{e.msg}") from e
-  except (OSError, UnicodeDecodeError) as e:
-    raise KeypointFileError(path, f"cannot be read: {e}") from e
 
 
 def _triplets(path: str, where: str, values, num_joints: int) -> np.ndarray:
@@ -302,7 +290,7 @@ def _read_openpose_folder(path: str) -> list[_Frame]:
   frames = []
   for number, name in by_number.items():
     file_path = os.path.join(path, name)
-    content = _load_json(file_path)
+    content = file_errors.read_json(file_path, KeypointFileError)
     if not isinstance(content, dict):
       raise KeypointFileError(file_path, "not an OpenPose frame: expected a dict with 'people'")
     frames.append(_read_openpose_file(file_path, content, frame_id=number))
@@ -344,11 +332,7 @@ def _read_npy(path: str) -> list[_Frame]:
 
 
 def _read_npz(path: str) -> tuple[list[_Frame], tuple[int, int] | None]:
-  try:
-    with np.load(path, allow_pickle=False) as npz:
-      arrays = {key: npz[key] for key in npz.files}
-  except (OSError, ValueError) as e:
-    raise KeypointFileError(path, f"not a readable .npz archive: {e}") from e
+  arrays, _ = file_errors.read_npz(path, KeypointFileError)
   if "keypoints" not in arrays:
     raise KeypointFileError(path, f"no 'keypoints' array (has {sorted(arrays)}); expected "
                             f"'keypoints' {_COCO_LAYOUT}")

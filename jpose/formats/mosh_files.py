@@ -15,7 +15,6 @@ raises `MoshFileError` naming the file and the field that is missing or malforme
 from __future__ import annotations
 
 import os
-import zipfile
 
 from absl import logging
 import numpy as np
@@ -47,15 +46,14 @@ class MoshFileError(file_errors.SourceFileError):
 def read_file(path: str) -> tuple[np.ndarray, np.ndarray]:
   """Any supported file -> (poses (N, 72), betas (N, 10)) float32; `.npz` files are
   told apart by their fields ('poses': AMASS, 'pose': mmhuman3d)."""
-  _require_file(path)
+  file_errors.require_file(path, MoshFileError)
   extension = os.path.splitext(path)[1].lower()
   if extension == ".pkl":
     return read_neutr_mosh_pkl(path)
   if extension == ".npy":
     return read_spin_npy(path)
   if extension == ".npz":
-    with _open_npz(path) as archive:
-      names = list(archive.files)
+    _, names = file_errors.read_npz(path, MoshFileError, fields=())
     if "poses" in names:
       return read_amass_npz(path)
     if "pose" in names:
@@ -71,7 +69,7 @@ def read_neutr_mosh_pkl(path: str) -> tuple[np.ndarray, np.ndarray]:
 
   Read with `smpl`'s allow-listed unpickler: numpy arrays and chumpy stand-ins load,
   any other class is refused, so a file cannot run code."""
-  _require_file(path)
+  file_errors.require_file(path, MoshFileError)
   try:
     # smpl's reader, not a copy: one allow-list of classes for every pickle jpose reads.
     fields = smpl._read_pkl(path)
@@ -88,25 +86,21 @@ def read_amass_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
   """An AMASS sequence: 'poses' (N, 72) SMPL, or wider SMPL-H (156) / SMPL-X (165), whose
   first 22 joints are SMPL's (the two hand joints are then zero); 'betas' (>= 10,) or
   (N, >= 10), of which the first 10."""
-  with _open_npz(path) as archive:
-    poses = _npz_field(archive, "poses", path)
-    betas = _npz_field(archive, "betas", path)
+  poses, betas = _npz_fields(path, "poses", "betas")
   poses = _pose_rows(path, "poses", poses, exact=False)
   return poses, _beta_rows(path, "betas", betas, len(poses), exact=False)
 
 
 def read_mmhuman3d_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
   """mmhuman3d / mmpose's mosh `.npz`: 'pose' (N, 72), 'shape' (N, 10)."""
-  with _open_npz(path) as archive:
-    poses = _npz_field(archive, "pose", path)
-    betas = _npz_field(archive, "shape", path)
+  poses, betas = _npz_fields(path, "pose", "shape")
   poses = _pose_rows(path, "pose", poses, exact=True)
   return poses, _beta_rows(path, "shape", betas, len(poses), exact=True)
 
 
 def read_spin_npy(path: str) -> tuple[np.ndarray, np.ndarray]:
   """SPIN's static fits (e.g. `lsp_orig_fits.npy`): (N, >= 82), 72 pose then 10 shape."""
-  _require_file(path)
+  file_errors.require_file(path, MoshFileError)
   try:
     value = np.load(path, allow_pickle=False)
   except (ValueError, OSError, EOFError) as e:
@@ -176,32 +170,13 @@ def load_samples(source: str) -> tuple[np.ndarray, np.ndarray]:
           np.concatenate([b for _, b in parts]))
 
 
-def _require_file(path: str) -> None:
-  if not os.path.isfile(path):
-    raise MoshFileError(path, "file not found")
-
-
-def _open_npz(path: str):
-  _require_file(path)
-  try:
-    archive = np.load(path, allow_pickle=False)
-  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-    raise MoshFileError(path, f"not a readable .npz archive: {e}") from e
-  if not isinstance(archive, np.lib.npyio.NpzFile):
-    raise MoshFileError(path, "expected an .npz archive, got a single .npy array")
-  return archive
-
-
-def _npz_field(archive, field: str, path: str) -> np.ndarray:
-  if field not in archive.files:
-    raise MoshFileError(path, f"no field '{field}' (fields: {sorted(archive.files)})")
-  try:
-    return archive[field]
-  except ValueError as e:  # an object array, which only pickle could read.
-    raise MoshFileError(path, f"field '{field}' is a pickled object array, expected "
-                        "numbers") from e
-  except (OSError, EOFError, zipfile.BadZipFile) as e:
-    raise MoshFileError(path, f"field '{field}' cannot be read (truncated?): {e}") from e
+def _npz_fields(path: str, *fields: str) -> list[np.ndarray]:
+  """The named arrays of an `.npz` archive, in order; a missing one is named."""
+  arrays, names = file_errors.read_npz(path, MoshFileError, fields)
+  for field in fields:
+    if field not in arrays:
+      raise MoshFileError(path, f"no field '{field}' (fields: {sorted(names)})")
+  return [arrays[field] for field in fields]
 
 
 def _field(fields: dict, field: str, path: str) -> np.ndarray:
