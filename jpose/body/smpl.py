@@ -73,8 +73,7 @@ def load(path: str, *, h36m_regressor_path: str | None = None,
 
 def read_fields(path: str) -> dict[str, np.ndarray]:
   """The raw arrays of an SMPL `.pkl` or `.npz`, keyed by SMPL's field names."""
-  if not os.path.exists(path):
-    raise SmplFileError(path, "file not found")
+  file_errors.require_file(path, SmplFileError)
   if path.endswith(".npz"):
     # Only the fields a BodyModel uses: smplx archives may hold pickled extras
     # (e.g. a sparse 'J_regressor_prior') that allow_pickle=False cannot read.

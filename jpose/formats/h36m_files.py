@@ -53,8 +53,7 @@ class CameraParams:
 
 
 def _open_h5(path: str) -> h5py.File:
-  if not os.path.exists(path):
-    raise H36mFileError(path, "file not found")
+  file_errors.require_file(path, H36mFileError)
   try:
     return h5py.File(path, "r")
   except OSError as e:

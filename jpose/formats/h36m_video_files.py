@@ -16,6 +16,7 @@ import re
 
 import numpy as np
 
+from jpose import file_errors
 from jpose.formats import h36m_files
 from jpose.geometry import skeleton
 
@@ -81,8 +82,7 @@ def read_positions_cdf(path: str) -> np.ndarray:
     import cdflib  # an optional dependency: only the official .cdf layout needs it
   except ImportError as e:
     raise h36m_files.H36mFileError(path, "reading .cdf files needs `pip install cdflib`") from e
-  if not os.path.exists(path):
-    raise h36m_files.H36mFileError(path, "file not found")
+  file_errors.require_file(path, h36m_files.H36mFileError)
   try:
     raw = np.asarray(cdflib.CDF(path).varget("Pose"))
   except Exception as e:  # cdflib raises many types on damaged files.

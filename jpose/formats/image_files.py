@@ -13,7 +13,6 @@ Every reader raises `ImageFileError` naming the file and what is wrong with it.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 from PIL import Image
@@ -41,8 +40,7 @@ class Person:
 
 def load_image(path: str) -> Image.Image:
   """Opens and fully decodes an image (RGB or L); a missing or damaged file is named."""
-  if not os.path.exists(path):
-    raise ImageFileError(path, "file not found")
+  file_errors.require_file(path, ImageFileError)
   try:
     with Image.open(path) as image:
       image.load()

@@ -8,7 +8,6 @@ raises `VideoFileError` naming it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -24,8 +23,7 @@ def _open(path: str):
   """The opened PyAV container of a file with a video stream, or a VideoFileError."""
   import av  # pylint: disable=g-import-not-at-top
 
-  if not os.path.isfile(path):
-    raise VideoFileError(path, "file not found")
+  file_errors.require_file(path, VideoFileError)
   try:
     container = av.open(path)
   except (av.error.FFmpegError, OSError) as e:
