@@ -124,9 +124,9 @@ def convert_joints(joints, source_index: tuple[int, ...]):
 
 
 def flip_left_right(joints, skeleton: Skeleton = H36M_17):
-  """Swaps left and right joint labels of (..., J, D) joints (no coordinate change)."""
-  xp = jnp if isinstance(joints, jnp.ndarray) else np
-  return xp.take(joints, skeleton.flip_permutation, axis=-2)
+  """Swaps left and right joint labels of (..., J, D) joints (no coordinate change): an
+  index, so numpy joints stay numpy and jax joints jax. `mirror` also mirrors x."""
+  return joints[..., np.asarray(skeleton.flip_permutation), :]
 
 
 def mirror(joints, centre_x=0.0, where=True, skeleton: Skeleton = H36M_17) -> jax.Array:
