@@ -28,6 +28,7 @@ from jpose.formats import image_records
 from jpose.data import rendered_body
 from jpose.evaluate import evaluator
 from jpose.evaluate import plots
+from jpose.evaluate import report
 from jpose.geometry import procrustes
 from jpose.losses import hmr as hmr_losses
 from jpose.render import mesh as mesh_lib
@@ -151,14 +152,13 @@ records' crop size to the model's."""
 
 
 def markdown_table(results: dict) -> str:
-  lines = ["| data | images | KPR | MR | PCK@0.1 | IoU | P2 (mm) |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
-  for name, row in results["sets"].items():
-    cell = lambda k, f: f.format(row[k]) if k in row else "–"
-    lines.append(f"| {name} | {row['num_images']} | {cell('kpr', '{:.4f}')} | "
-                 f"{cell('mr', '{:.5f}')} | {cell('pck', '{:.3f}')} | {cell('iou', '{:.3f}')} | "
-                 f"{cell('p2', '{:.1f}')} |")
-  return "\n".join(lines)
+  """One row per data set: its image count and metrics ('–' where it has none)."""
+  formats = {"kpr": "{:.4f}", "mr": "{:.5f}", "pck": "{:.3f}", "iou": "{:.3f}", "p2": "{:.1f}"}
+  return report.format_table(
+      ["data", "images", "KPR", "MR", "PCK@0.1", "IoU", "P2 (mm)"],
+      [[name, str(row["num_images"]),
+        *(form.format(row[k]) if k in row else "–" for k, form in formats.items())]
+       for name, row in results["sets"].items()], right_aligned=True)
 
 
 def run(trainer, state, workdir: str, writer, mesh, eval_step=None, final: bool = True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Iterable, Sequence
 
 from jpose.metrics import accumulator
 
@@ -27,23 +28,30 @@ def results_dict(acc: accumulator.ErrorAccumulator, step: int, **extra) -> dict:
   return out
 
 
+def format_table(header: Sequence[str], rows: Iterable[Sequence[str]],
+                 right_aligned: bool = False) -> str:
+  """A markdown table: the header row, its rule, then one line a row of cells.
+  right_aligned: every column but the first (the rows' names) is right-aligned."""
+  rule = ["---"] + ["---:" if right_aligned else "---"] * (len(header) - 1)
+  lines = ["| " + " | ".join(cells) + " |" for cells in [header, *rows]]
+  return "\n".join([lines[0], "|" + "|".join(rule) + "|", *lines[1:]])
+
+
 def markdown_table(results: dict) -> str:
-  """One row per protocol, one column per action, then the two means (mm)."""
+  """One row per protocol, one column per action, then the two means (mm); below it one
+  column per subject."""
   keys = [k for k in PROTOCOLS if k in results]
   actions = sorted(results[keys[0]]["per_action"])
-  header = "| protocol | " + " | ".join(actions) + " | action-wise mean | frame-wise mean |"
-  lines = [header, "|" + "---|" * (len(actions) + 3)]
-  for key in keys:
-    r = results[key]
-    cells = [f"{r['per_action'][a]:.1f}" for a in actions]
-    lines.append(f"| {key} | " + " | ".join(cells)
-                 + f" | {r['action_wise_mean']:.1f} | {r['frame_wise_mean']:.1f} |")
+  by_action = format_table(
+      ["protocol", *actions, "action-wise mean", "frame-wise mean"],
+      [[key, *(f"{results[key]['per_action'][a]:.1f}" for a in actions),
+        f"{results[key]['action_wise_mean']:.1f}", f"{results[key]['frame_wise_mean']:.1f}"]
+       for key in keys])
   subjects = sorted(results[keys[0]]["per_subject"])
-  lines += ["", "| protocol | " + " | ".join(subjects) + " |", "|" + "---|" * (len(subjects) + 1)]
-  for key in keys:
-    lines.append(f"| {key} | " + " | ".join(
-        f"{results[key]['per_subject'][s]:.1f}" for s in subjects) + " |")
-  return "\n".join(lines)
+  by_subject = format_table(
+      ["protocol", *subjects],
+      [[key, *(f"{results[key]['per_subject'][s]:.1f}" for s in subjects)] for key in keys])
+  return by_action + "\n\n" + by_subject
 
 
 def write(results: dict, workdir: str) -> tuple[str, str]:
