@@ -1,1 +1,2 @@
-"""Pose geometry: skeleton layouts, cameras and similarity alignment (all in jnp)."""
+"""Pose geometry: skeleton layouts and mirrors, cameras, pixel affines, heatmap voxels and
+similarity alignment (in jnp; a few also keep numpy inputs numpy)."""
