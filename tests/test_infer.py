@@ -255,7 +255,7 @@ def test_infer_detects_with_blazepose_on_a_video(tcn_workdir, tmp_path):
   """--video with --blazepose_model: a stand-in landmark model (constant landmarks, built
   by tests/data/test_blazepose.py) detects, jpose.infer lifts and draws every frame."""
   pytest.importorskip("ai_edge_litert")
-  from tests.data.test_blazepose import _raw_with_aux, _stand_in_model
+  from tests.inference.test_blazepose import _raw_with_aux, _stand_in_model
   model = tmp_path / "stand_in.tflite"
   model.write_bytes(_stand_in_model(_raw_with_aux(), flag=0.9))
   video_path = str(tmp_path / "clip.mp4")

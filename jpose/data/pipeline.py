@@ -257,9 +257,10 @@ class _BatchGather:
       pose_2d = d.pose_2d[windows.window_index(ids, self.offsets, first,
                                                first + d.lengths[seq] - 1)]
     pose_3d = d.pose_3d[ids]
-    if self.flip:  # the device's mirror, brought back to the host.
-      pose_2d = np.asarray(skeleton.mirror(pose_2d, d.camera_c[seq, 0], do_flip))
-      pose_3d = np.asarray(skeleton.mirror(pose_3d, where=do_flip))
+    if self.flip:  # the device's mirror, run on the host's CPU: no accelerator round trip.
+      with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        pose_2d = np.asarray(skeleton.mirror(pose_2d, d.camera_c[seq, 0], do_flip))
+        pose_3d = np.asarray(skeleton.mirror(pose_3d, where=do_flip))
     camera_up = np.where(do_flip[:, None], d.camera_up[seq] * np.array([-1.0, 1.0, 1.0]),
                          d.camera_up[seq])  # a flip mirrors the camera frame's x too
     s = self.stats
