@@ -5,8 +5,7 @@ pixels), augmentations and the detector's ROIs are all such maps.
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
+import numpy as np
 
 
 def apply_affine(affine, points):
@@ -20,12 +19,26 @@ def apply_affine(affine, points):
   return points @ affine[:2, :2].T + affine[:2, 2]
 
 
-def invert_affine(affine) -> jax.Array:
+# The inverse as array products, so numpy and jax arrays both keep their type:
+# adj(A) = A[rows, cols] * signs for a 2x2 A, and the (2, 3) and (3, 3) results are built
+# by multiplying with fixed 0/1 matrices instead of concatenating.
+_ADJUGATE_ROWS = np.array([[1, 0], [1, 0]])
+_ADJUGATE_COLS = np.array([[1, 1], [0, 0]])
+_ADJUGATE_SIGNS = np.array([[1.0, -1.0], [-1.0, 1.0]])
+_LINEAR_PART = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # (2, 2) @ this -> (2, 3)
+_SHIFT_PART = np.array([[0.0, 0.0, 1.0]])  # (2, 1) * this -> (2, 3), in the last column
+_TOP_ROWS = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # this @ (2, 3) -> (3, 3)
+_BOTTOM_ROW = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def invert_affine(affine):
   """(2, 3) or (3, 3) affine -> its inverse, of the same shape (a (3, 3) one keeps its
-  bottom row (0, 0, 1)); in jnp, so float32 unless x64 is on."""
-  affine = jnp.asarray(affine)
-  linear = jnp.linalg.inv(affine[:2, :2])
-  inverse = jnp.concatenate([linear, -linear @ affine[:2, 2:]], axis=1)
+  bottom row (0, 0, 1)). Like apply_affine, numpy in, numpy out (float64 stays float64),
+  jax in, jax out."""
+  linear, shift = affine[:2, :2], affine[:2, 2:]
+  determinant = linear[0, 0] * linear[1, 1] - linear[0, 1] * linear[1, 0]
+  inverse_linear = linear[_ADJUGATE_ROWS, _ADJUGATE_COLS] * _ADJUGATE_SIGNS / determinant
+  inverse = inverse_linear @ _LINEAR_PART + (-inverse_linear @ shift) * _SHIFT_PART
   if affine.shape[0] == 2:
     return inverse
-  return jnp.concatenate([inverse, jnp.array([[0.0, 0.0, 1.0]], inverse.dtype)], axis=0)
+  return _TOP_ROWS @ inverse + _BOTTOM_ROW

@@ -82,9 +82,7 @@ def input_to_frame(roi: Roi, input_size: int = INPUT_SIZE) -> np.ndarray:
 
 def frame_to_input(roi: Roi, input_size: int = INPUT_SIZE) -> np.ndarray:
   """(2, 3) affine taking frame pixels to model-input pixels; inverse of input_to_frame."""
-  forward = input_to_frame(roi, input_size)
-  linear = np.linalg.inv(forward[:, :2])
-  return np.concatenate([linear, -linear @ forward[:, 2:]], axis=1)
+  return affine_lib.invert_affine(input_to_frame(roi, input_size))
 
 
 def crop_input(frame: np.ndarray, roi: Roi, input_size: int = INPUT_SIZE) -> np.ndarray:

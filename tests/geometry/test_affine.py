@@ -30,7 +30,11 @@ def test_inverse_undoes_a_turned_affine_in_both_shapes():
   inverse = affine_lib.invert_affine(turned)
   assert inverse.shape == (2, 3)
   back = affine_lib.apply_affine(inverse, affine_lib.apply_affine(turned, points))
-  np.testing.assert_allclose(back, points, atol=1e-3)  # float32 over 256-pixel values.
+  assert inverse.dtype == np.float64  # numpy stays numpy: float64 round trips
+  np.testing.assert_allclose(back, points, atol=1e-9)
+  on_device = jax.jit(affine_lib.invert_affine)(jnp.asarray(turned, jnp.float32))
+  assert isinstance(on_device, jax.Array) and on_device.dtype == jnp.float32
+  np.testing.assert_allclose(on_device, inverse, atol=1e-5)
   homogeneous = np.concatenate([turned, [[0.0, 0.0, 1.0]]])
   inverse_3 = affine_lib.invert_affine(homogeneous)
   np.testing.assert_allclose(inverse_3[:2], inverse, atol=1e-6)
