@@ -299,11 +299,12 @@ def augment_example(example: dict[str, Any], key, params: AugmentParams = SEED_0
     matrix = crop_transform(size, draw["scale"], draw["translate"], draw["angle"],
                             draw["flip"])
     image = warp(image, matrix)
-    perm = skeleton.H36M_17.flip_permutation
     flip = draw["flip"]
+    # The affine mirrored the pixels; the labels swap here.
     joints = affine_lib.apply_affine(matrix, example["joints_2d"])
-    out["joints_2d"] = jnp.where(flip, joints[perm], joints)
-    visible = jnp.where(flip, example["visible"][perm], example["visible"])
+    out["joints_2d"] = jnp.where(flip, skeleton.flip_left_right(joints), joints)
+    visible = jnp.where(flip, example["visible"][skeleton.H36M_17.flip_permutation],
+                        example["visible"])
     if params.invisible_outside:
       joints = out["joints_2d"]
       inside = jnp.all((joints >= 0) & (joints <= size), axis=-1)
@@ -312,7 +313,7 @@ def augment_example(example: dict[str, Any], key, params: AugmentParams = SEED_0
     if "pose_3d" in example:
       pose = example["pose_3d"]
       # Mirror first, then turn: crop_transform applies its mirror before the rotation.
-      pose = jnp.where(flip, (pose * jnp.array([-1.0, 1.0, 1.0]))[perm], pose)
+      pose = skeleton.mirror(pose, where=flip)
       if params.scale_depth:  # the content's zoom 1 / s (isotropic), as Sun's z / s.
         pose = pose * draw["scale"][0]
       out["pose_3d"] = rotate_about_optical_axis(pose, draw["angle"])
