@@ -20,3 +20,13 @@ def window_index(frame_ids, offsets, first, last):
   `frame_ids`, `first` and `last` are all numpy or all jnp arrays of shape (B,).
   """
   return (frame_ids[:, None] + offsets[None, :]).clip(first[:, None], last[:, None])
+
+
+def chunk_sequence(pose: np.ndarray, field: int, chunk: int, causal: bool) -> np.ndarray:
+  """(T, ...) -> (ceil(T / chunk), chunk + field - 1, ...) edge-padded input chunks whose
+  dilated-form outputs, concatenated, are the T per-frame predictions (then more)."""
+  before = field - 1 if causal else field // 2
+  count = -(-pose.shape[0] // chunk)
+  after = count * chunk - pose.shape[0] + (field - 1 - before)
+  padded = np.pad(pose, [(before, after)] + [(0, 0)] * (pose.ndim - 1), mode="edge")
+  return np.stack([padded[i * chunk: i * chunk + chunk + field - 1] for i in range(count)])

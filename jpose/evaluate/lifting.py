@@ -110,7 +110,9 @@ def lift_function(config: ml_collections.ConfigDict, trainer, score_threshold: f
                                    jnp.zeros((batch, 2)))
         inputs.update(camera_f=jnp.ones((batch, 2)), root_depth=VAE_RMS_RADIUS_MM / scale,
                       camera_c=jnp.zeros((batch, 2)))
-      predicted = evaluator.predict_frames(trainer, state, inputs)
+      predict = (evaluator.flip_averaged(trainer.predict) if config.eval.flip_test
+                 else trainer.predict)
+      predicted = predict(state, inputs)
     return predicted - predicted[..., :1, :]  # the TCN's root may sit off the origin.
   return lift
 

@@ -166,7 +166,7 @@ class HmrTrainer:
   """HMR's regressor with KPR + MR losses and the optional WGAN-GP critic."""
 
   reads_sequences = False  # the loop needs no Human3.6M sequences for this trainer.
-  eval_mode = "bodies"
+  evaluator_name = "bodies"  # jpose.evaluate.hmr.HmrEvaluator (jpose.train.loop.EVALUATORS)
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats | None = None,
                num_train_frames: int = 0, body: body_model.BodyModel | None = None):

@@ -77,6 +77,7 @@ class IntegralTrainer:
   # eval.flip_test mirrors the crops in image space (`predict_crops`), so the evaluator
   # does not mirror the 2D poses that rendered frames are drawn from.
   flips_images = True
+  reads_sequences = True  # rendered frames and the test split are Human3.6M sequences.
   # Evaluation inputs: host frames of a SequenceSet (rendered), or recorded crops.
   predict_keys = ("pose_2d", "pose_3d", "camera_f", "camera_c", "root_depth", "seq_index")
   record_keys = ("image", "crop", "root_depth", "camera_f", "camera_c", "pose_3d")
@@ -93,9 +94,10 @@ class IntegralTrainer:
     eval_sources = parse_sources(config.eval.images)
     if len(eval_sources) > 1:
       raise ValueError(f"config.eval.images: one source, got '{config.eval.images}'")
-    # "images": recorded crops (evaluator.evaluate_images); "frames": rendered test frames.
+    # "images": recorded crops (evaluator.ImageEvaluator); "frames": rendered test frames
+    # (evaluator.FrameEvaluator). Keys of jpose.train.loop.EVALUATORS.
     self.eval_source = eval_sources[0] if eval_sources else None
-    self.eval_mode = "images" if self.eval_source else "frames"
+    self.evaluator_name = "images" if self.eval_source else "frames"
     self.steps_per_epoch = max(1, num_train_frames // config.train.batch_size)
     self.models = {"net": registry.build(config.model.name, config)}
     self.optimizers = {"net": optimizers.make_optimizer(config, config.train.learning_rate,

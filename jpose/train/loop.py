@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import os
 import signal
 import time
+from typing import Any, Callable
 
 from absl import logging
 from clu import parameter_overview
@@ -28,12 +30,13 @@ import tqdm
 import configs
 from configs import common
 from jpose.data import pipeline
+from jpose.data import rendered_body
 from jpose.evaluate import evaluator
 from jpose.evaluate import hmr as hmr_evaluation
-from jpose.evaluate import plots
-from jpose.evaluate import report
 from jpose.train import checkpointing
 from jpose.train import config_check
+from jpose.train import hmr
+from jpose.train import protocol
 from jpose import sharding
 from jpose.train import registry
 from jpose.train import writers
@@ -67,7 +70,7 @@ class Experiment:
   train_data: pipeline.SequenceSet | None  # None: not training, or a trainer that
   eval_data: pipeline.SequenceSet | None  # reads no Human3.6M sequences (HMR).
   stats: pipeline.NormStats
-  trainer: object
+  trainer: protocol.Trainer
   mesh: object
   state_sharding: object
   abstract_state: object
@@ -82,7 +85,7 @@ def build_experiment(config: ml_collections.ConfigDict, need_train: bool = True)
   config_check.validate(config)
   sharding.check_batch_size(config.train.batch_size)
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
-  if getattr(registry.trainer_class(config), "reads_sequences", True):
+  if registry.trainer_class(config).reads_sequences:
     train_data = pipeline.load_config_split(config, "train")
     stats = pipeline.compute_norm_stats(train_data, config.data.keypoints, config.data.frame_2d)
     eval_data = pipeline.load_config_split(config, config.eval.split)
@@ -219,63 +222,92 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def make_eval_step(exp: Experiment):
-  if exp.trainer.eval_mode == "bodies":
-    return hmr_evaluation.make_eval_step(exp.trainer, exp.mesh)
-  if exp.trainer.eval_mode == "images":
-    return evaluator.make_image_eval_step(exp.trainer, exp.mesh)
-  if exp.trainer.eval_mode == "sequences":
-    return evaluator.make_sequence_eval_step(exp.trainer, exp.mesh)
-  return evaluator.make_eval_step(exp.trainer, exp.mesh)
+def _pose_labels(config: ml_collections.ConfigDict) -> dict:
+  return {"dataset": config.data.name, "split": config.eval.split,
+          "input_2d": config.data.input_2d}
+
+
+def _frame_evaluator(trainer, data: pipeline.SequenceSet | None, mesh
+                     ) -> evaluator.FrameEvaluator:
+  """Frame-wise models (lifters, VAEs, integral on rendered test frames) on the eval split.
+  The flip test mirrors 2D input, except for models that mirror their own crops."""
+  config = trainer.config
+  predict = trainer.predict
+  if config.eval.flip_test and not getattr(trainer, "flips_images", False):
+    predict = evaluator.flip_averaged(predict)
+  return evaluator.FrameEvaluator(
+      predict, trainer.predict_keys, data, config.eval.batch_size, mesh,
+      images_fn=getattr(trainer, "predict_images", None),
+      latent_fn=getattr(trainer, "latent_means", None), **_pose_labels(config))
+
+
+def _image_evaluator(trainer, data: pipeline.SequenceSet | None, mesh
+                     ) -> evaluator.ImageEvaluator:
+  """An image model on the recorded crops of config.eval.images."""
+  del data  # the crops are records, not sequences.
+  config = trainer.config
+  return evaluator.ImageEvaluator(
+      trainer.predict_records, trainer.record_keys, trainer.eval_source,
+      config.eval.batch_size, mesh, trainer.size, input_2d=config.data.input_2d,
+      data_dir=config.data.data_dir or None,
+      crops_fn=functools.partial(trainer.predict_crops, flip_test=config.eval.flip_test),
+      to_camera_fn=trainer.crop_to_camera)
+
+
+def _sequence_evaluator(trainer, data: pipeline.SequenceSet | None, mesh
+                        ) -> evaluator.SequenceEvaluator:
+  """A TCN over whole sequences of the eval split."""
+  config = trainer.config
+  return evaluator.SequenceEvaluator(
+      trainer.predict_sequences, trainer.field, config.model.causal, config.eval.chunk_frames,
+      data, config.eval.batch_size, mesh, **_pose_labels(config))
+
+
+def _body_evaluator(trainer, data: pipeline.SequenceSet | None, mesh
+                    ) -> hmr_evaluation.HmrEvaluator:
+  """The HMR regressor on held-out rendered bodies and recorded crops (config.eval.images)."""
+  del data  # bodies are rendered from the pose library's held-out rows.
+  config = trainer.config
+
+  def render_rows(model, poses, rows):
+    return hmr.with_distance(rendered_body.render_rows(
+        model, poses, rows, hmr_evaluation.EVAL_SEED, trainer.render_config))
+  return hmr_evaluation.HmrEvaluator(
+      trainer.predict_bodies, trainer.keypoints_2d, trainer.mesh_reprojection, render_rows,
+      lambda images: hmr.resize_crops(images, trainer.size), hmr.RECORD_KEYS,
+      trainer.held_out_poses, trainer.body,
+      [(s, hmr.uses_lsp_joints(s.name)) for s in trainer.eval_sources], trainer.size,
+      config.eval.batch_size, mesh, data_dir=config.data.data_dir or None)
+
+
+# The one registry of evaluators: a trainer's `evaluator_name` -> a factory of
+# (trainer, eval split or None, mesh) that builds its evaluator from the trainer's predict
+# functions (`protocol.EVALUATOR_NEEDS` lists which) and the data. The evaluator never sees
+# the trainer; `evaluate(state, workdir, writer, frame_stride, eval_step, final)` returns
+# its results.
+EVALUATORS: dict[str, Callable[..., Any]] = {
+    "frames": _frame_evaluator,
+    "images": _image_evaluator,
+    "sequences": _sequence_evaluator,
+    "bodies": _body_evaluator,
+}
+
+
+def build_evaluator(exp: Experiment):
+  """The evaluator the experiment's trainer names, on its eval split."""
+  name = exp.trainer.evaluator_name
+  if name not in EVALUATORS:
+    raise KeyError(f"trainer '{exp.config.train.trainer}': unknown evaluator '{name}'; "
+                   f"known: {sorted(EVALUATORS)}")
+  return EVALUATORS[name](exp.trainer, exp.eval_data, exp.mesh)
 
 
 def run_evaluation(exp: Experiment, state, workdir: str, writer, frame_stride: int,
-                   eval_step=None, final: bool = True) -> dict:
-  data_dir = exp.config.data.data_dir or None
-  if exp.trainer.eval_mode == "bodies":  # mesh regression: its own metrics and pictures.
-    return hmr_evaluation.run(exp.trainer, state, workdir, writer, exp.mesh, eval_step,
-                              final=final, data_dir=data_dir)
-  if exp.trainer.eval_mode == "images":  # recorded crops
-    acc = evaluator.evaluate_images(exp.trainer, state, exp.trainer.eval_source,
-                                    exp.config.eval.batch_size, exp.mesh, eval_step,
-                                    frame_stride=frame_stride, data_dir=data_dir)
-  elif exp.trainer.eval_mode == "sequences":  # whole sequences; the stride skips sequences.
-    acc = evaluator.evaluate_sequences(exp.trainer, state, exp.eval_data,
-                                       exp.config.eval.batch_size, exp.mesh, eval_step,
-                                       sequence_stride=frame_stride)
-  else:
-    acc = evaluator.evaluate(exp.trainer, state, exp.eval_data,
-                             exp.config.eval.batch_size, exp.mesh, eval_step,
-                             frame_stride=frame_stride)
-  step = int(jax.device_get(state.step))
-  source = getattr(exp.trainer, "eval_source", None)
-  results = report.results_dict(acc, step,
-                                dataset=source.name if source else exp.config.data.name,
-                                split=source.split if source else exp.config.eval.split,
-                                input_2d=exp.config.data.input_2d, frame_stride=frame_stride)
-  writer.write_scalars(step, {f"eval/{k}_action_wise": results[k]["action_wise_mean"]
-                              for k in report.PROTOCOLS if k in results})
-  if jax.process_index() == 0:
-    table = report.markdown_table(results)
-    print(f"\nEvaluation at step {step} on {results['dataset']}/{results['split']} "
-          f"({results['num_frames']} poses, mm):\n{table}\n", flush=True)
-    if final:
-      paths = report.write(results, workdir)
-      if source:
-        examples = evaluator.sample_image_predictions(exp.trainer, state, source,
-                                                      data_dir=data_dir)
-      else:
-        examples = evaluator.sample_predictions(exp.trainer, state, exp.eval_data)
-      figure = plots.figure_2d_3d(examples["pose_2d"], examples["pose_3d"],
-                                  examples["predicted"], examples["titles"],
-                                  examples.get("image"), examples.get("image_joints"))
-      figure.savefig(os.path.join(workdir, "poses.png"), dpi=80)
-      if hasattr(exp.trainer, "latent_means"):
-        means, labels = evaluator.latent_means(exp.trainer, state, exp.eval_data)
-        plots.figure_latent_pca(means, labels).savefig(os.path.join(workdir, "latent_pca.png"),
-                                                       dpi=80)
-      print(f"Wrote {paths[0]}, {paths[1]} and poses.png")
-  return results
+                   eval_step=None, final: bool = True, evaluation=None) -> dict:
+  """Evaluates `state` with the trainer's evaluator (`evaluation`, built once by the
+  caller, or built here): logs, prints and, with `final`, writes results and figures."""
+  evaluation = evaluation or build_evaluator(exp)
+  return evaluation.evaluate(state, workdir, writer, frame_stride, eval_step, final=final)
 
 
 # The progress bar shows the latest loss and samples/s at least this often, in steps.
@@ -306,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state = exp.init_state()
   _log_parameter_overview(state)
   train_step = compile_train_step(exp)
-  eval_step = make_eval_step(exp)
+  evaluation = build_evaluator(exp)  # its step compiles once, for every evaluation.
   start = int(jax.device_get(state.step))
   num_steps = config.train.num_steps
   keys = exp.trainer.batch_keys
@@ -399,7 +431,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if config.train.eval_every and step % config.train.eval_every == 0 and step < num_steps:
           try:
             run_evaluation(exp, state, workdir, writer, config.eval.frame_stride,
-                           preemption.interruptible(eval_step), final=False)
+                           preemption.interruptible(evaluation.eval_step), final=False,
+                           evaluation=evaluation)
           except _EvaluationInterrupted:
             dropped = " (the evaluation in progress was dropped)"
           preempted = preemption.agreed()
@@ -421,7 +454,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       return None
     try:
       results = run_evaluation(exp, state, workdir, writer, config.eval.final_frame_stride,
-                               eval_step=preemption.interruptible(eval_step))
+                               eval_step=preemption.interruptible(evaluation.eval_step),
+                               evaluation=evaluation)
     except _EvaluationInterrupted:
       raise Preempted(f"stopped by SIGTERM during the final evaluation; the trained state "
                       f"(step {int(jax.device_get(state.step))}) is saved in {ckpt.directory}; "

@@ -3,7 +3,7 @@
 Training reads device-resident sequences (`jpose.data.resident`): the host sends frame
 ids and flip flags, the step gathers one receptive field per id, adds Gaussian input
 noise, and trains the strided form on the centre frame with an MPJPE loss. Evaluation
-slides the dilated form over whole test sequences (see `evaluator.evaluate_sequences`).
+slides the dilated form over whole test sequences (see `evaluator.SequenceEvaluator`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from jpose.data import pipeline
 from jpose.data import resident as resident_lib
@@ -27,7 +26,7 @@ MM_PER_M = 1000.0
 class TemporalTrainer(trainers.SupervisedLifter):
   """Inputs: 2D (J x 2) or 2D + depth (J x 3); output: 17 root-relative joints in metres."""
 
-  eval_mode = "sequences"
+  evaluator_name = "sequences"  # jpose.train.loop.EVALUATORS
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
                num_train_frames: int):
@@ -113,12 +112,3 @@ class TemporalTrainer(trainers.SupervisedLifter):
       return resident_lib.flip_average(run, pose_2d, pose_3d, principal_x)
     return run(pose_2d, pose_3d)
 
-
-def chunk_sequence(pose: np.ndarray, field: int, chunk: int, causal: bool) -> np.ndarray:
-  """(T, ...) -> (ceil(T / chunk), chunk + field - 1, ...) edge-padded input chunks whose
-  dilated-form outputs, concatenated, are the T per-frame predictions (then more)."""
-  before = field - 1 if causal else field // 2
-  count = -(-pose.shape[0] // chunk)
-  after = count * chunk - pose.shape[0] + (field - 1 - before)
-  padded = np.pad(pose, [(before, after)] + [(0, 0)] * (pose.ndim - 1), mode="edge")
-  return np.stack([padded[i * chunk: i * chunk + chunk + field - 1] for i in range(count)])

@@ -72,7 +72,8 @@ class SupervisedLifter:
 
   batch_keys = ("frame_id", "flip")
   predict_keys = ("pose_2d", "pose_3d", "camera_c")
-  eval_mode = "frames"  # evaluated frame by frame (jpose.evaluate.evaluator.evaluate)
+  reads_sequences = True  # the loop loads the Human3.6M sequences of the config.
+  evaluator_name = "frames"  # scored frame by frame (jpose.train.loop.EVALUATORS)
 
   def __init__(self, config: ml_collections.ConfigDict, norm: pipeline.NormStats,
                num_train_frames: int):

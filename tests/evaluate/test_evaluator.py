@@ -30,8 +30,10 @@ def test_eval_mode_normalises_with_the_checkpoints_statistics(tiny_config, tmp_p
   assert not np.allclose(exp_other.stats.mean_2d, np.asarray(state.norm.mean_2d))
   # Reference: the trained run's own trainer (built from the statistics it trained with)
   # on the other config's test split.
-  reference = evaluator.evaluate(exp_trained.trainer, state, exp_other.eval_data,
-                                 other.eval.batch_size, exp_trained.mesh).summary("mpjpe")
+  trainer = exp_trained.trainer
+  reference = evaluator.FrameEvaluator(
+      trainer.predict, trainer.predict_keys, exp_other.eval_data, other.eval.batch_size,
+      exp_trained.mesh, dataset="h36m", split="test").run(state).summary("mpjpe")
   assert results["protocol1"]["frame_wise_mean"] == pytest.approx(
       reference["frame_wise_mean"], rel=1e-6)
 
@@ -44,7 +46,7 @@ def test_lifter_flip_test_averages_the_mirrored_prediction(tiny_config, syntheti
   batch = pipeline.make_dataset(synthetic_train, pipeline.compute_norm_stats(synthetic_train),
                                 8, train=False)[0]
   inputs = {k: jnp.asarray(batch[k]) for k in exp.trainer.predict_keys}
-  averaged = np.asarray(evaluator.predict_frames(exp.trainer, state, inputs))
+  averaged = np.asarray(loop.build_evaluator(exp).predict_fn(state, inputs))
   # By hand: the plain prediction and the mirrored input's prediction, mirrored back.
   plain = np.asarray(exp.trainer.predict(state, inputs))
   mirrored_input = {**inputs, "pose_2d": skeleton.mirror(batch["pose_2d"],
@@ -111,14 +113,18 @@ def fake_h36m_image_records(size: int = 64) -> list[bytes]:
   return out
 
 
-class _Oracle:
-  size = 64
-  record_keys = ("image", "pose_3d", "root_depth")
+def _oracle(state, batch):
+  del state
+  shift = jnp.zeros((17, 3)).at[1:, 0].set(1.0)
+  return batch["pose_3d"] + (batch["root_depth"] - 4000.0)[:, None, None] * shift
 
-  def predict_records(self, state, batch):
-    del state
-    shift = jnp.zeros((17, 3)).at[1:, 0].set(1.0)
-    return batch["pose_3d"] + (batch["root_depth"] - 4000.0)[:, None, None] * shift
+
+def _oracle_evaluator(batch_size: int) -> evaluator.ImageEvaluator:
+  from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
+  from jpose import sharding  # pylint: disable=g-import-not-at-top
+  return evaluator.ImageEvaluator(_oracle, ("image", "pose_3d", "root_depth"),
+                                  image_pipeline.Source("h36m_images", "test"), batch_size,
+                                  sharding.make_mesh(), 64)
 
 
 @pytest.mark.parametrize("stride,actions,subjects", [
@@ -126,11 +132,9 @@ class _Oracle:
     (2, {"Walking": 0.0, "Eating": 3.0}, {"S9": 1.0, "S11": 4.0})])
 def test_image_evaluation_groups_records_by_id(monkeypatch, stride, actions, subjects):
   from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
-  from jpose import sharding  # pylint: disable=g-import-not-at-top
   records = fake_h36m_image_records()
   monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
-  acc = evaluator.evaluate_images(_Oracle(), None, image_pipeline.Source("h36m_images", "test"),
-                                  2, sharding.make_mesh(), frame_stride=stride, progress=False)
+  acc = _oracle_evaluator(2).run(None, frame_stride=stride, progress=False)
   per_action = acc.per_action("mpjpe")
   assert set(per_action) == set(actions)
   for name, mean in actions.items():
@@ -142,10 +146,8 @@ def test_image_evaluation_groups_records_by_id(monkeypatch, stride, actions, sub
 
 def test_image_evaluation_rejects_ids_without_subject_and_action(monkeypatch):
   from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
-  from jpose import sharding  # pylint: disable=g-import-not-at-top
   records = fake_h36m_image_records()
   monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
   monkeypatch.setattr(evaluator, "_record_label", lambda image_id: (-1, -1))
   with pytest.raises(ValueError, match="do not name a Human3.6M subject and action"):
-    evaluator.evaluate_images(_Oracle(), None, image_pipeline.Source("h36m_images", "test"),
-                              2, sharding.make_mesh(), progress=False)
+    _oracle_evaluator(2).run(None, progress=False)

@@ -21,3 +21,15 @@ def test_coco_conditions():
   # 48,000 joints missed at 10%: the rate's standard error is 0.0014.
   assert abs(1 - missed[:, 5:, 2].mean() - 0.1) < 0.007
   np.testing.assert_array_equal(missed[..., :2], noisy[..., :2])
+
+
+def test_evaluate_scores_the_lift_function_it_is_given():
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  target = np.zeros((10, 17, 3), np.float32)
+  conditions = {"clean": np.zeros((10, 17, 3), np.float32)}
+
+  def lift(shift, keypoints):  # every joint off by `shift` mm in x: MPJPE = shift.
+    return jnp.zeros(keypoints.shape[:-1] + (3,)).at[..., 0].set(shift)
+  results = keypoint_robustness.evaluate(lift, 7.0, conditions, target, batch_size=4)
+  assert results["clean"]["mpjpe"] == np.float32(7.0)
+  assert results["clean"]["p_mpjpe"] < 1e-3  # a translation is aligned away

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import configs
+from jpose.data import windows
 from jpose.models import registry
 from jpose.models import tcn
-from jpose.train import temporal
 
 
 def _params(module, field, features=2):
@@ -97,7 +97,7 @@ def test_chunks_reassemble_the_whole_sequence(causal):
   model, variables = _model_with_stats(causal)
   seq = np.asarray(jax.random.normal(jax.random.key(6), (70, 17, 2)))
   whole = model.apply(variables, tcn.pad_sequence(jnp.asarray(seq), 27, causal)[None])[0]
-  chunks = temporal.chunk_sequence(seq, 27, 16, causal)
+  chunks = windows.chunk_sequence(seq, 27, 16, causal)
   chex.assert_shape(chunks, (5, 16 + 26, 17, 2))
   parts = model.apply(variables, jnp.asarray(chunks)).reshape(-1, 17, 3)[:70]
   chex.assert_trees_all_close(parts, whole, atol=1e-5)

@@ -62,8 +62,9 @@ def main():
   # down): process 0's shard needs one batch more than process 1's.
   stride = next(s for s in range(5, 50) if len(range(0, exp.eval_data.num_frames, s)) % 2)
   total = len(range(0, exp.eval_data.num_frames, stride))
-  acc = evaluator.evaluate(exp.trainer, state, exp.eval_data, 2 * (total // 2), exp.mesh,
-                           frame_stride=stride, progress=False)
+  acc = evaluator.FrameEvaluator(exp.trainer.predict, exp.trainer.predict_keys, exp.eval_data,
+                                 2 * (total // 2), exp.mesh, dataset="h36m",
+                                 split="test").run(state, frame_stride=stride, progress=False)
   leaves, _ = jax.tree.flatten_with_path(state.params)
   arrays = {jax.tree_util.keystr(path): np.asarray(leaf.addressable_data(0))
             for path, leaf in leaves}

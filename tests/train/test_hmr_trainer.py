@@ -160,7 +160,6 @@ def test_fixed_batch_repeats_the_same_images(tiny):
 
 def test_lsp_records_evaluate_keypoints(tiny, image_records_dir, tmp_path):
   """eval.images: LSP-extended crops (no silhouettes, no 3D) get KPR and PCK."""
-  from jpose.evaluate import hmr as hmr_evaluation
   from jpose.train import writers
   config = tiny()
   config.data.data_dir = image_records_dir
@@ -168,8 +167,9 @@ def test_lsp_records_evaluate_keypoints(tiny, image_records_dir, tmp_path):
   trainer = hmr.HmrTrainer(config)
   state = jax.jit(trainer.init)(jax.random.key(0))
   exp_mesh = loop.sharding.make_mesh()
-  results = hmr_evaluation.run(trainer, state, str(tmp_path), writers.create_default_writer(
-      str(tmp_path)), exp_mesh, final=False, data_dir=image_records_dir)
+  evaluation = loop.EVALUATORS[trainer.evaluator_name](trainer, None, exp_mesh)
+  results = evaluation.evaluate(state, str(tmp_path), writers.create_default_writer(
+      str(tmp_path)), 1, final=False)
   row = results["sets"]["lsp:train"]
   assert row["num_images"] > 0 and set(row) == {"kpr", "pck", "num_images"}
   assert 0.0 <= row["pck"] <= 1.0 and row["kpr"] > 0
@@ -263,10 +263,12 @@ def test_each_source_is_compared_with_joints_in_its_own_layout(tiny, small_anny)
   assert kpr < 1e-6, kpr
   lsp_only = {k: v[:1] for k, v in images.items()}
   one = {k: v[:1] for k, v in body.items()}
-  right = hmr_evaluation.keypoint_metrics(trainer, one, lsp_only, uses_lsp=True)
+  right = hmr_evaluation.keypoint_metrics(trainer.keypoints_2d(one, True), lsp_only,
+                                         trainer.size)
   assert float(right["kpr"][0]) < 1e-6 and float(right["pck"][0]) == 1.0
   # The old comparison: the H36M regressor's joints against the LSP record.
-  wrong = hmr_evaluation.keypoint_metrics(trainer, one, lsp_only, uses_lsp=False)
+  wrong = hmr_evaluation.keypoint_metrics(trainer.keypoints_2d(one, False), lsp_only,
+                                         trainer.size)
   lsp_3d = lbs.regress(small_anny, body["vertices"][:1], "lsp")[0]
   thorax = skeleton.H36M_17.joint_names.index("Thorax")
   neck = skeleton.LSP_14.joint_names.index("Neck")

@@ -253,13 +253,17 @@ def test_recorded_crop_figure_draws_the_metrics_prediction(tiny_config, monkeypa
   from tests.evaluate.test_evaluator import fake_h36m_image_records  # pylint: disable=g-import-not-at-top
   from jpose.data import image_pipeline  # pylint: disable=g-import-not-at-top
   from jpose.evaluate import evaluator  # pylint: disable=g-import-not-at-top
+  from jpose import sharding  # pylint: disable=g-import-not-at-top
   records = fake_h36m_image_records(size=64)
   monkeypatch.setattr(image_pipeline, "open_serialized", lambda *a, **k: records)
   config = tiny_config("integral_r50")
+  config.eval.images = "h36m_images:test"  # recorded crops: the "images" evaluator.
   trainer = integral.IntegralTrainer(config, pipeline.NormStats(*[np.zeros(1)] * 4), 100)
   state = _lively_state(trainer)
   source = image_pipeline.Source("h36m_images", "test")
-  sample = evaluator.sample_image_predictions(trainer, state, source, num_examples=5)
+  evaluation = loop.EVALUATORS[trainer.evaluator_name](trainer, None, sharding.make_mesh())
+  assert isinstance(evaluation, evaluator.ImageEvaluator)
+  sample = evaluation.examples(state, num_examples=5)
   images = jnp.asarray(sample["image"], jnp.float32)  # [0, 1], as drawn
   joints = np.asarray(trainer._crop_joints(state, images))
   np.testing.assert_allclose(sample["image_joints"], joints[..., :2], atol=1e-3)

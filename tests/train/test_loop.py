@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import configs
+from jpose.evaluate import evaluator
 from jpose.train import checkpointing
 from jpose.train import config_check
 from jpose.train import loop
@@ -109,11 +110,11 @@ def test_non_finite_gradient_never_checkpoints_nan_parameters(tiny_config, tmp_p
 def _signalling_eval_step(monkeypatch, at_batch: int) -> dict:
   """Makes the loop's evaluations send SIGTERM to this process while their batch number
   `at_batch` is computed; returns counts of the batches run before and after it."""
-  real_make = loop.make_eval_step
+  real_make = evaluator.make_eval_step
   calls = {"before": 0, "after": 0}
 
-  def make(exp):
-    step_fn = real_make(exp)
+  def make(metrics_fn, mesh):  # the one eval step every evaluator compiles.
+    step_fn = real_make(metrics_fn, mesh)
 
     def step(*args, **kwargs):
       key = "after" if calls["before"] >= at_batch else "before"
@@ -122,7 +123,7 @@ def _signalling_eval_step(monkeypatch, at_batch: int) -> dict:
         os.kill(os.getpid(), signal.SIGTERM)  # a real signal, in the middle of the evaluation
       return step_fn(*args, **kwargs)
     return step
-  monkeypatch.setattr(loop, "make_eval_step", make)
+  monkeypatch.setattr(evaluator, "make_eval_step", make)
   return calls
 
 
