@@ -24,8 +24,8 @@ import numpy as np
 
 import configs
 from jpose.body import lbs
+from jpose.body import pose_library
 from jpose.body import priors
-from jpose.data import rendered_body
 from jpose.evaluate import hmr as hmr_evaluation
 from jpose.evaluate import plots
 from jpose.losses import hmr as hmr_losses
@@ -74,7 +74,7 @@ def run_setting(name: str, args) -> dict:
   terms = jax.jit(trainer.losses)(body, images, jax.random.key(0))
   metrics = jax.device_get(jax.jit(lambda b, i: hmr_evaluation.body_metrics(
       trainer, b, i, trainer.body.faces))(body, images))
-  gaussian = priors.fit_gaussian(rendered_body.load_pose_library())
+  gaussian = priors.fit_gaussian(priors.load_pose_library(pose_library.default_path()))
   pose = np.asarray(body["pose"])
   nll = float(np.mean([gaussian(jnp.asarray(p)) for p in pose]))
   bends = float(np.mean([priors.bend_limit_penalty(jnp.asarray(p)) for p in pose]))

@@ -17,7 +17,6 @@ joints_mm (N, 17, 3, root-relative), subject, action, frame; and the fit setting
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -98,34 +97,6 @@ def read_subject(h36m_dir: str, subject: str, frame_stride: int,
   return np.concatenate(joints), actions, np.concatenate(frames).astype(np.int32)
 
 
-def fit_subject(model, targets_mm: np.ndarray, *, steps: int, chunk: int,
-                shape_frames: int, gaussian=None, gaussian_weight: float = 1e-2,
-                bend_weight: float = 100.0, shape_weight: float = 0.1):
-  """Shape from a spread of frames, then every frame's pose with that shape fixed."""
-  shape_config = fit.FitConfig(steps=steps, gaussian=gaussian_weight, bend_limit=bend_weight,
-                               shape_l2=shape_weight, share_betas=True)
-  betas = np.zeros(model.num_betas, np.float32)
-  if shape_frames:
-    spread = np.linspace(0, len(targets_mm) - 1, min(shape_frames, len(targets_mm)))
-    betas = fit.fit_3d(model, targets_mm[spread.astype(int)], config=shape_config,
-                       gaussian=gaussian).betas[0]
-  pose_config = dataclasses.replace(shape_config, fit_betas=False)
-  results = []
-  for start in range(0, len(targets_mm), chunk):
-    part = targets_mm[start:start + chunk]
-    # Pad the last chunk to the chunk size so every chunk reuses one compiled program.
-    padded = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
-    result = fit.fit_3d(model, padded, config=pose_config, gaussian=gaussian, init_betas=betas)
-    results.append(_first_frames(result, len(part)))
-  return fit.FitResult(*[np.concatenate(parts) for parts in zip(*results)])
-
-
-def _first_frames(result: fit.FitResult, count: int) -> fit.FitResult:
-  """The first `count` frames of a result (the loss curve is kept whole)."""
-  return result._replace(**{k: getattr(result, k)[:count] for k in
-                            ("pose", "betas", "translation", "joints", "error")})
-
-
 def main(argv):
   del argv
   if not _H36M_DIR.value or not _OUT.value:
@@ -142,11 +113,11 @@ def main(argv):
     targets, actions, frames = read_subject(_H36M_DIR.value, subject, _FRAME_STRIDE.value,
                                             _MAX_SEQUENCES.value)
     start = time.time()
-    result = fit_subject(model, targets, steps=_STEPS.value,
-                         chunk=min(_CHUNK.value, len(targets)),
-                         shape_frames=_SHAPE_FRAMES.value, gaussian=gaussian,
-                         gaussian_weight=_GAUSSIAN.value, bend_weight=_BEND.value,
-                         shape_weight=_SHAPE.value)
+    result = fit.fit_subject(model, targets, steps=_STEPS.value,
+                             chunk=min(_CHUNK.value, len(targets)),
+                             shape_frames=_SHAPE_FRAMES.value, gaussian=gaussian,
+                             gaussian_weight=_GAUSSIAN.value, bend_weight=_BEND.value,
+                             shape_weight=_SHAPE.value)
     seconds = time.time() - start
     mpjpe = np.nanmean(result.error, axis=1)
     print(f"{subject}: {len(targets)} frames in {seconds:.0f} s; MPJPE (mm) mean "

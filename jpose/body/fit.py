@@ -135,6 +135,37 @@ def fit_3d(model: BodyModel, targets_mm, *, root_relative: bool = True,
   return _result(params, joints * MM_PER_M, np.where(weights > 0, error, np.nan), losses)
 
 
+def fit_subject(model: BodyModel, targets_mm: np.ndarray, *, steps: int, chunk: int,
+                shape_frames: int, gaussian: priors.GaussianPosePrior | None = None,
+                gaussian_weight: float = 1e-2, bend_weight: float = 100.0,
+                shape_weight: float = 0.1) -> FitResult:
+  """One person's (N, 17, 3) mm joints (`python -m jpose.fit`, the default pose library):
+  one shape from a spread of `shape_frames` frames, then every frame's pose with that shape
+  fixed, in chunks of `chunk` frames."""
+  shape_config = FitConfig(steps=steps, gaussian=gaussian_weight, bend_limit=bend_weight,
+                           shape_l2=shape_weight, share_betas=True)
+  betas = np.zeros(model.num_betas, np.float32)
+  if shape_frames:
+    spread = np.linspace(0, len(targets_mm) - 1, min(shape_frames, len(targets_mm)))
+    betas = fit_3d(model, targets_mm[spread.astype(int)], config=shape_config,
+                   gaussian=gaussian).betas[0]
+  pose_config = dataclasses.replace(shape_config, fit_betas=False)
+  results = []
+  for start in range(0, len(targets_mm), chunk):
+    part = targets_mm[start:start + chunk]
+    # Pad the last chunk to the chunk size so every chunk reuses one compiled program.
+    padded = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
+    result = fit_3d(model, padded, config=pose_config, gaussian=gaussian, init_betas=betas)
+    results.append(_first_frames(result, len(part)))
+  return FitResult(*[np.concatenate(parts) for parts in zip(*results)])
+
+
+def _first_frames(result: FitResult, count: int) -> FitResult:
+  """The first `count` frames of a result (the loss curve is kept whole)."""
+  return result._replace(**{k: getattr(result, k)[:count] for k in
+                            ("pose", "betas", "translation", "joints", "error")})
+
+
 def fit_2d(model: BodyModel, keypoints_px, focal, centre, *,
            config: FitConfig = FitConfig(), gaussian: priors.GaussianPosePrior | None = None,
            init_betas=None, bend_limits=None, joint_weights=None) -> FitResult:

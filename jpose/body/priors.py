@@ -84,10 +84,16 @@ def fit_gaussian(poses, regularization: float = 1e-3) -> GaussianPosePrior:
 
 
 def load_pose_library(path: str, num_joints: int = 24) -> np.ndarray:
-  """A (N, >= 3K) float array (such as SPIN's (N, 82) SMPL fits: 72 pose + 10 shape)
-  -> (N, K, 3) poses."""
+  """A pose library file -> (N, K, 3) float32 axis-angles (the one reader of them all).
+
+  path: an (N, >= 3K) .npy with the K joints' axis-angles first (SPIN's (N, 82) SMPL fits:
+  72 pose + 10 shape; `pose_library`'s fitted default has the same layout), or a
+  `python -m jpose.fit` output .npz (its "pose" field, (N, K, 3)).
+  """
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path}: pose library not found")
+  if path.endswith(".npz"):
+    return _load_fitted_library(path, num_joints)
   library = np.load(path, allow_pickle=False)
   if library.ndim != 2 or library.shape[1] < 3 * num_joints:
     raise ValueError(f"{path}: pose library has shape {library.shape}, expected "
@@ -96,3 +102,18 @@ def load_pose_library(path: str, num_joints: int = 24) -> np.ndarray:
   if not np.all(np.isfinite(library[:, :3 * num_joints])):
     raise ValueError(f"{path}: pose library contains NaN or infinite values")
   return library[:, :3 * num_joints].reshape(-1, num_joints, 3).astype(np.float32)
+
+
+def _load_fitted_library(path: str, num_joints: int) -> np.ndarray:
+  """A `python -m jpose.fit` .npz -> its (N, K, 3) "pose" field, checked."""
+  with np.load(path, allow_pickle=False) as data:
+    if "pose" not in data:
+      raise ValueError(f"{path}: no 'pose' field (fields: {sorted(data.files)}); expected "
+                       "a `python -m jpose.fit` library")
+    pose = np.asarray(data["pose"], np.float32)
+  if pose.ndim != 3 or pose.shape[1:] != (num_joints, 3) or pose.shape[0] == 0:
+    raise ValueError(f"{path}: field 'pose' has shape {pose.shape}, expected "
+                     f"(N, {num_joints}, 3) (fitted with an SMPL-jointed model)")
+  if not np.all(np.isfinite(pose)):
+    raise ValueError(f"{path}: field 'pose' contains NaN or infinite values")
+  return pose

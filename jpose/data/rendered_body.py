@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +28,7 @@ import numpy as np
 
 from jpose.body import lbs
 from jpose.body import model as body_model
+from jpose.body import pose_library
 from jpose.body import priors
 from jpose.body import smpl
 from jpose.geometry import affine as affine_lib
@@ -38,7 +38,6 @@ from jpose.render import mannequin
 from jpose.render import mesh
 
 NUM_SMPL_JOINTS = 24
-DEFAULT_LIBRARY = os.path.join("smpl_fits", "lsp_orig_fits.npy")  # under $JPOSE_DATA_DIR.
 
 _T, _B, _S = appearance_lib.TOP, appearance_lib.BOTTOM, appearance_lib.SKIN
 # Garment of each SMPL joint's skin: pelvis, hips, spine1, knees (shins), spine2, ankles,
@@ -84,39 +83,6 @@ class BodyRenderConfig:
   tilt: float = 0.25  # pitch and roll, uniform in +-, radians (yaw is uniform).
   focal: float = 1000.0  # the virtual original camera's intrinsics, pixels.
   principal: tuple[float, float] = (500.0, 500.0)
-
-
-def default_library_path() -> str:
-  """$JPOSE_DATA_DIR/smpl_fits/lsp_orig_fits.npy: SPIN's 1,000 SMPL fits of LSP."""
-  root = os.environ.get("JPOSE_DATA_DIR")
-  if not root:
-    raise FileNotFoundError("rendered_body: set JPOSE_DATA_DIR (the shared data folder "
-                            f"holding {DEFAULT_LIBRARY}) or pass a pose library path")
-  return os.path.join(root, DEFAULT_LIBRARY)
-
-
-def load_pose_library(path: str | None = None) -> np.ndarray:
-  """A pose library -> (N, 24, 3) float32 SMPL axis-angles.
-
-  path: a `python -m jpose.fit` output .npz (its "pose" field, (N, 24, 3)), or an
-  (N, >= 72) .npy of SMPL parameters with the pose first (default: the LSP fits).
-  """
-  path = path or default_library_path()
-  if not path.endswith(".npz"):
-    return priors.load_pose_library(path, NUM_SMPL_JOINTS)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path}: pose library not found")
-  with np.load(path, allow_pickle=False) as data:
-    if "pose" not in data:
-      raise ValueError(f"{path}: no 'pose' field (fields: {sorted(data.files)}); expected "
-                       "a `python -m jpose.fit` library")
-    pose = np.asarray(data["pose"], np.float32)
-  if pose.ndim != 3 or pose.shape[1:] != (NUM_SMPL_JOINTS, 3) or pose.shape[0] == 0:
-    raise ValueError(f"{path}: field 'pose' has shape {pose.shape}, expected "
-                     f"(N, {NUM_SMPL_JOINTS}, 3) (fitted with an SMPL-jointed model)")
-  if not np.all(np.isfinite(pose)):
-    raise ValueError(f"{path}: field 'pose' contains NaN or infinite values")
-  return pose
 
 
 def _rotation(axis: int, angle):
@@ -239,7 +205,7 @@ def render_batch(model: body_model.BodyModel, poses, indices, seed,
 
   Args:
     model: the body model (e.g. `anny.load()`).
-    poses: (N, 24, 3) pose library (`load_pose_library`), on the device.
+    poses: (N, 24, 3) pose library (`priors.load_pose_library`), on the device.
     indices: (B,) int32 example indices.
     seed: int (or () int32 array); example i is a function of (i, seed) alone.
     config: static `BodyRenderConfig`.
@@ -301,9 +267,12 @@ class RenderedBodies:
   @classmethod
   def default(cls, library_path: str | None = None, config: BodyRenderConfig | None = None,
               **anny_kwargs) -> "RenderedBodies":
-    """ANNY (`anny.load(**anny_kwargs)`) posed by `load_pose_library(library_path)`."""
+    """ANNY (`anny.load(**anny_kwargs)`) posed by the library at `library_path` (default:
+    `pose_library.default_path`)."""
     from jpose.body import anny  # the conversion's scipy/zip code only where it is used.
-    return cls(anny.load(**anny_kwargs), load_pose_library(library_path),
+    model = anny.load(**anny_kwargs)
+    path = library_path or pose_library.default_path(model, anny_kwargs.get("cache_dir"))
+    return cls(model, priors.load_pose_library(path, NUM_SMPL_JOINTS),
                config or BodyRenderConfig())
 
   def batch(self, indices, seed: int = 0) -> dict[str, jnp.ndarray]:

@@ -15,8 +15,9 @@ iteration (`hmr.critic_iterations="all"`: B x iterations fakes against as many r
 samples, L_adv their mean); "last" judges the final iteration's only.
 
 Images are, by default, the built-in rendered bodies (`jpose.data.rendered_body`): the
-body model (ANNY by default) posed by a pose library (the 1,000 real SMPL fits of LSP by
-default, or a `python -m jpose.fit` library such as fitted Human3.6M poses), drawn on
+body model (ANNY by default) posed by a pose library (`pose_library.default_path`: the
+1,000 real SMPL fits of LSP, else poses fitted to the built-in synthetic sequences on
+first use; or a `python -m jpose.fit` library such as fitted Human3.6M poses), drawn on
 the device with exact silhouettes. The library's last `hmr.held_out` rows are never
 drawn for training; evaluation renders them (`jpose.evaluate.hmr`). The host only
 sends example indices: example i is a function of (i, seed), so `hmr.fixed_batch`
@@ -40,6 +41,8 @@ import optax
 from jpose.body import fit as body_fit
 from jpose.body import lbs
 from jpose.body import model as body_model
+from jpose.body import pose_library
+from jpose.body import priors
 from jpose.body import smpl
 from jpose.data import augment as augment_lib
 from jpose.data import image_pipeline
@@ -185,7 +188,8 @@ class HmrTrainer:
     means = mean_params_path(config)
     self.mean_theta = jnp.asarray(smpl.load_mean_params(means) if means
                                   else hmr_model.neutral_theta())
-    library = rendered_body.load_pose_library(h.image_library or None)
+    library = priors.load_pose_library(h.image_library or
+                                       pose_library.default_path(self.body))
     self.train_poses, self.held_out_poses = split_library(library, h.held_out)
     self.render_config = rendered_body.BodyRenderConfig(size=self.size)
     self.eval_sources = integral.parse_sources(config.eval.images)  # recorded crops, 2D only.

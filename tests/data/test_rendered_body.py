@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from jpose.body import anny, lbs
+from jpose.body import anny, lbs, pose_library, priors
 from jpose.data import rendered_body
 from jpose.render import appearance as appearance_lib
 
@@ -33,8 +33,7 @@ def model(small_anny):
 
 @pytest.fixture(scope="session")
 def poses(real_data_dir) -> np.ndarray:
-  return rendered_body.load_pose_library(
-      os.path.join(real_data_dir, rendered_body.DEFAULT_LIBRARY))
+  return priors.load_pose_library(os.path.join(real_data_dir, pose_library.LSP_FITS))
 
 
 @pytest.fixture(scope="session")
@@ -169,36 +168,21 @@ def test_part_flip_swaps_left_and_right():
 
 
 def test_pose_library_from_the_fitter(tmp_path, poses, model, small_anny_settings):
-  """A `python -m jpose.fit` .npz (its "pose" field) loads, also into the default
-  source; malformed ones are named."""
+  """A `python -m jpose.fit` .npz (its "pose" field) loads into the default source (its
+  malformed ones: tests/body/test_pose_library.py), and without a path the default
+  source is posed by the LSP fits."""
   path = tmp_path / "library.npz"
   np.savez(path, settings=json.dumps({"model": "anny"}), pose=poses[:5],
            betas=np.zeros((5, 10), np.float32), mpjpe_mm=np.ones(5))
-  np.testing.assert_array_equal(rendered_body.load_pose_library(str(path)), poses[:5])
   source = rendered_body.RenderedBodies.default(str(path), **small_anny_settings)
   np.testing.assert_array_equal(np.asarray(source.poses), poses[:5])
   np.testing.assert_array_equal(np.asarray(source.model.v_template),
                                 np.asarray(model.v_template))
-  bad = tmp_path / "bad.npz"
-  np.savez(bad, pose=np.zeros((5, 17, 3), np.float32))
-  with pytest.raises(ValueError, match=r"bad.npz: field 'pose' has shape \(5, 17, 3\)"):
-    rendered_body.load_pose_library(str(bad))
-  np.savez(bad, betas=np.zeros((5, 10)))
-  with pytest.raises(ValueError, match=r"bad.npz: no 'pose' field"):
-    rendered_body.load_pose_library(str(bad))
-  nan = poses[:3].copy()
-  nan[1, 4, 0] = np.nan
-  np.savez(bad, pose=nan)
-  with pytest.raises(ValueError, match="NaN"):
-    rendered_body.load_pose_library(str(bad))
-  with pytest.raises(FileNotFoundError, match="missing.npz"):
-    rendered_body.load_pose_library(str(tmp_path / "missing.npz"))
-  with pytest.raises(ValueError, match=r"\(N, >= 72\)"):
-    np.save(tmp_path / "short.npy", np.zeros((4, 30), np.float32))
-    rendered_body.load_pose_library(str(tmp_path / "short.npy"))
+  default = rendered_body.RenderedBodies.default(**small_anny_settings)
+  np.testing.assert_array_equal(np.asarray(default.poses), poses)
 
 
-def test_source_checks_model_config_and_data_dir(model, poses, monkeypatch):
+def test_source_checks_model_and_config(model, poses):
   with pytest.raises(ValueError, match="num_betas 12"):
     rendered_body.RenderedBodies(model, poses,
                                  rendered_body.BodyRenderConfig(num_betas=12))
@@ -207,6 +191,3 @@ def test_source_checks_model_config_and_data_dir(model, poses, monkeypatch):
     rendered_body.RenderedBodies(seventeen, poses)
   source = rendered_body.RenderedBodies(model, poses)
   assert source.poses.shape == (1000, 24, 3)
-  monkeypatch.delenv("JPOSE_DATA_DIR")
-  with pytest.raises(FileNotFoundError, match="set JPOSE_DATA_DIR"):
-    rendered_body.load_pose_library()

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from jpose.body import motion
 from jpose.data import datasets
 from jpose.geometry import skeleton
-from tfds_builders.synthetic_h36m import motion
 
 
 def test_splits_and_schema(tfds_dir):

@@ -154,8 +154,8 @@ def test_fixed_batch_repeats_the_same_images(tiny):
   np.testing.assert_array_equal(fresh[2]["index"], [8, 9, 10, 11])
   # The library's last hmr.held_out rows are held out of training.
   assert trainer.train_poses.shape[0] == 1000 - config.hmr.held_out
-  np.testing.assert_array_equal(trainer.held_out_poses,
-                                hmr.rendered_body.load_pose_library()[-config.hmr.held_out:])
+  lsp_fits = hmr.priors.load_pose_library(hmr.pose_library.default_path())
+  np.testing.assert_array_equal(trainer.held_out_poses, lsp_fits[-config.hmr.held_out:])
 
 
 def test_lsp_records_evaluate_keypoints(tiny, image_records_dir, tmp_path):

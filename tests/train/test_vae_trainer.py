@@ -30,7 +30,7 @@ def test_beta_schedule(epoch, expected):
 
 
 def _pose(seed=0):
-  from tfds_builders.synthetic_h36m import motion
+  from jpose.body import motion
   world = motion.animate("Walking", 5, 50.0, 1.0, np.random.default_rng(seed))
   return jnp.asarray(world - world[:, :1])  # root-centred (T, 17, 3)
 

@@ -1,6 +1,6 @@
 """synthetic_h36m: the built-in default dataset, same schema and splits as `h36m`.
 
-Procedurally animated skeletons (see `motion.py`) seen through four Human3.6M-like
+Procedurally animated skeletons (see `jpose/body/motion.py`) seen through four Human3.6M-like
 cameras, so `python -m jpose.main` runs on a fresh machine with nothing to download.
 `pose_2d_sh` is the ground-truth projection plus Gaussian detector noise (NaN for
 Neck/Nose, as with the real detections).
@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jpose.body import motion
 from jpose.formats import records
 from jpose.geometry import skeleton
-from tfds_builders.synthetic_h36m import motion
 
 SUBJECTS = {"train": ("S1", "S5", "S6", "S7", "S8"), "test": ("S9", "S11")}
 FPS = 50.0

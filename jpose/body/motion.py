@@ -1,4 +1,5 @@
-"""Procedural 17-joint motion with Human3.6M bone lengths, for the built-in dataset.
+"""Procedural 17-joint motion with Human3.6M bone lengths: the built-in dataset's
+(`tfds_builders/synthetic_h36m`) and the default pose library's (`pose_library`) source.
 
 A small forward-kinematics body (z up, the person faces +y in its own frame, right is +x)
 is driven by smooth joint-angle curves for four motions: walking, arm swings, turning on
