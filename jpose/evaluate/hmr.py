@@ -64,6 +64,28 @@ def keypoint_metrics(predicted, images, size: int) -> dict[str, jax.Array]:
           "pck": _pck(projected_px, images["joints_2d"], images["visible"])}
 
 
+def body_metrics(body, images, faces, size: int, keypoints_2d: Callable,
+                 mesh_reprojection: Callable) -> dict[str, jax.Array]:
+  """Per-example metrics of predicted bodies on rendered images (with silhouettes and 3D).
+  keypoints_2d and mesh_reprojection: as `HmrEvaluator` takes them."""
+  out = keypoint_metrics(keypoints_2d(body, False), images, size)
+  out["mr"], _ = mesh_reprojection(body, images, jax.random.key(0))
+
+  def silhouette(vertices, camera):
+    return mesh_lib.hard_silhouette(vertices, faces, mesh_lib.WeakPerspective(
+        scale=camera[0], translation=camera[1:3]), size)
+  predicted = jax.vmap(silhouette)(body["vertices"], body["camera"])
+  truth = images["silhouette"] > 0.5
+  inter = jnp.sum((predicted > 0.5) & truth, axis=(1, 2))
+  union = jnp.sum((predicted > 0.5) | truth, axis=(1, 2))
+  out["iou"] = inter / jnp.maximum(union, 1)
+  keypoints_mm = body["keypoints_3d"] * 1000.0
+  aligned = procrustes.similarity_align(keypoints_mm, images["pose_3d"])
+  out["p2"] = jnp.mean(jnp.linalg.norm(aligned - images["pose_3d"], axis=-1), axis=-1)
+  out["silhouette"] = predicted
+  return out
+
+
 class HmrEvaluator:
   """The HMR regressor on held-out rendered bodies and on recorded crops.
 
@@ -94,33 +116,14 @@ class HmrEvaluator:
         lambda state, images, model, uses_lsp=uses_lsp: self._record_metrics(
             state, images, model, uses_lsp), mesh) for uses_lsp in (False, True)}
 
-  def body_metrics(self, body, images, faces) -> dict[str, jax.Array]:
-    """Per-example metrics on rendered bodies (with silhouettes and 3D)."""
-    size = self.size
-    out = keypoint_metrics(self.keypoints_2d(body, False), images, size)
-    out["mr"], _ = self.mesh_reprojection(body, images, jax.random.key(0))
-
-    def silhouette(vertices, camera):
-      return mesh_lib.hard_silhouette(vertices, faces, mesh_lib.WeakPerspective(
-          scale=camera[0], translation=camera[1:3]), size)
-    predicted = jax.vmap(silhouette)(body["vertices"], body["camera"])
-    truth = images["silhouette"] > 0.5
-    inter = jnp.sum((predicted > 0.5) & truth, axis=(1, 2))
-    union = jnp.sum((predicted > 0.5) | truth, axis=(1, 2))
-    out["iou"] = inter / jnp.maximum(union, 1)
-    keypoints_mm = body["keypoints_3d"] * 1000.0
-    aligned = procrustes.similarity_align(keypoints_mm, images["pose_3d"])
-    out["p2"] = jnp.mean(jnp.linalg.norm(aligned - images["pose_3d"], axis=-1), axis=-1)
-    out["silhouette"] = predicted
-    return out
-
   def _held_out_metrics(self, state, batch, body_model):
     """(state, {"pose", "index"}, body model) -> (per-example metrics, images, bodies) of
     held-out rows rendered on the device. The body model is an argument, so jit does not
     bake its arrays in."""
     images = self.render_rows(body_model, batch["pose"], batch["index"])
     body = self.predict_bodies(state, images["image"], body_model)
-    return self.body_metrics(body, images, body_model.faces), images, body
+    return body_metrics(body, images, body_model.faces, self.size, self.keypoints_2d,
+                        self.mesh_reprojection), images, body
 
   def _record_metrics(self, state, images, body_model, uses_lsp: bool):
     images = self.prepare_records(images)
