@@ -86,6 +86,8 @@ def fit_synthetic(model: body_model.BodyModel) -> fit.FitResult:
 
 
 def cache_path(model_name: str, cache_dir: str | None = None) -> str:
+  """The synthetic fit's cache, keyed by the fitting model's name only: what is used of it
+  is the poses, whose rotations mean the same on any SMPL-tree model (ANNY's included)."""
   safe = re.sub(r"[^A-Za-z0-9._-]", "_", model_name)
   return os.path.join(os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR),
                       f"pose_library-synthetic-v{VERSION}-{safe}.npy")
