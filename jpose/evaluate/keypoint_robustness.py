@@ -56,3 +56,9 @@ def evaluate(lift: Callable, state, conditions: dict, target: np.ndarray,
                  "p_mpjpe": float(np.concatenate(p2).mean())}
   return out
 
+
+
+if __name__ == "__main__":
+  # The command loads trained runs, which takes the trainers (jpose.train): it lives on the
+  # commands floor, and evaluate/ never imports train/.
+  raise SystemExit("the command is `python -m jpose.keypoint_robustness`, with the same flags")
