@@ -52,7 +52,11 @@ class Trainer(Protocol):
 
 @runtime_checkable
 class FramePredictor(Protocol):
-  """"frames": frame-wise models scored on host batches of a SequenceSet."""
+  """"frames": frame-wise models scored on host batches of a SequenceSet.
+
+  Optional, read where present: `flips_images` (True: `predict` runs the flip test on
+  its own crops, so the evaluator does not mirror the 2D), `predict_images` (the input
+  images and predicted 2D, for poses.png) and `latent_means` (latent_pca.png)."""
 
   predict_keys: Sequence[str]
 
