@@ -2,7 +2,7 @@
 
   python -m jpose.export --workdir /tmp/tcn243_coco --out /tmp/tcn243_coco.bin
 
-The file holds `jpose.lifting.lift_function` (the same path `jpose.infer` runs, flip test
+The file holds `jpose.inference.lifting.lift_function` (the same path `jpose.infer` runs, flip test
 included) for a symbolic batch, and for the TCN a symbolic number of frames, lowered for
 CPU and CUDA. Loading it back needs only jax:
 
@@ -28,7 +28,7 @@ from jax import export as jax_export
 import ml_collections
 
 from jpose import cli
-from jpose.evaluate import lifting
+from jpose.inference import lifting
 from jpose.geometry import skeleton
 from jpose.train import loop
 

@@ -14,7 +14,7 @@ frames with nobody in them are filled the same way. Writes poses_3d.npz, poses_3
 and, unless --noanimation, animation.mp4: the 2D over the video frame beside the rotating
 3D skeleton.
 
-`jpose.evaluate.lifting.lift_function` is the one path from keypoints to 3D;
+`jpose.inference.lifting.lift_function` is the one path from keypoints to 3D;
 `jpose.export` serialises it.
 """
 
@@ -36,7 +36,7 @@ from jpose.inference import blazepose
 from jpose.formats import keypoints as keypoint_files
 from jpose.formats import video as video_lib
 from jpose.evaluate import animation as animation_lib
-from jpose.evaluate import lifting
+from jpose.inference import lifting
 from jpose.geometry import skeleton
 from jpose.train import loop
 

@@ -15,9 +15,10 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from jpose import cli
 from jpose.data import pipeline
 from jpose.evaluate import keypoint_robustness
-from jpose.evaluate import lifting
+from jpose.inference import lifting
 from jpose.train import loop
 
 FLAGS = flags.FLAGS
@@ -50,7 +51,10 @@ def main(argv):
   print(json.dumps(results))
 
 
-if __name__ == "__main__":
+def run() -> None:
   define_flags()
-  flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run("jpose.keypoint_robustness", main, required=("workdir",))
+
+
+if __name__ == "__main__":
+  run()

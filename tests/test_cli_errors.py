@@ -75,6 +75,12 @@ def test_workdir_without_a_run(command, tmp_path):
   _one_line(done, command, str(tmp_path))
 
 
+@pytest.mark.parametrize("module", ["jpose.keypoint_robustness",
+                                    "jpose.evaluate.keypoint_robustness"])  # its first name
+def test_keypoint_robustness_missing_workdir(module):
+  _one_line(_run(module), "jpose.keypoint_robustness", "--workdir: missing")
+
+
 def test_fit_missing_flags():
   _one_line(_run("jpose.fit"), "jpose.fit", "--h36m_dir and --out are required")
 

@@ -18,7 +18,7 @@ import configs
 from jpose import export
 from jpose import infer
 from jpose.formats import h36m_files
-from jpose.evaluate import lifting
+from jpose.inference import lifting
 from jpose.geometry import camera as camera_lib
 from jpose.geometry import skeleton
 from jpose.train import loop

@@ -88,3 +88,15 @@ def flip_average(predict, pose_2d, pose_3d, principal_x):
   """
   mirrored = predict(skeleton.mirror(pose_2d, principal_x), skeleton.mirror(pose_3d))
   return (predict(pose_2d, pose_3d) + skeleton.mirror(mirrored)) / 2
+
+
+def flip_averaged(predict):
+  """(state, batch) -> (B, 17, 3) `predict` on a batch of frames, averaged with the prediction for the mirrored 2D and
+  3D input (mirrored back): the flip test of models that read poses. Image models mirror
+  their crops themselves."""
+  def averaged(state, batch):
+    def run(pose_2d, pose_3d):
+      return predict(state, {**batch, "pose_2d": pose_2d, "pose_3d": pose_3d})
+    return flip_average(run, batch["pose_2d"], batch["pose_3d"],
+                                 batch["camera_c"][:, 0])
+  return averaged

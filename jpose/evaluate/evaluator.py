@@ -37,18 +37,6 @@ Batch = dict[str, jax.Array]
 PredictFn = Callable[[Any, Batch], jax.Array]
 
 
-def flip_averaged(predict: PredictFn) -> PredictFn:
-  """`predict` on a batch of frames, averaged with the prediction for the mirrored 2D and
-  3D input (mirrored back): the flip test of models that read poses. Image models mirror
-  their crops themselves."""
-  def averaged(state, batch):
-    def run(pose_2d, pose_3d):
-      return predict(state, {**batch, "pose_2d": pose_2d, "pose_3d": pose_3d})
-    return resident.flip_average(run, batch["pose_2d"], batch["pose_3d"],
-                                 batch["camera_c"][:, 0])
-  return averaged
-
-
 def pose_errors(predicted, target) -> dict[str, jax.Array]:
   """Per-pose MPJPE, P-MPJPE and N-MPJPE (mm); the target's root is the origin."""
   return {"mpjpe": pose_metrics.mpjpe(predicted, target),
@@ -133,7 +121,7 @@ class FrameEvaluator(PoseEvaluator):
   """Frame-wise models on a SequenceSet: host batches of `predict_keys` (pixels), frame by
   frame; the stride skips frames.
 
-  predict_fn: (state, batch) -> (B, 17, 3) mm (`flip_averaged` for a flip test).
+  predict_fn: (state, batch) -> (B, 17, 3) mm (`resident.flip_averaged` for a flip test).
   images_fn: optional (state, batch) -> {"image", "joints_2d"}, the model's input images
     and its 2D on them (for poses.png). latent_fn: optional (state, batch) -> (B, D) latent
     means (latent_pca.png).

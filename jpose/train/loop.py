@@ -31,6 +31,7 @@ import configs
 from configs import common
 from jpose.data import pipeline
 from jpose.data import rendered_body
+from jpose.data import resident
 from jpose.evaluate import evaluator
 from jpose.evaluate import hmr as hmr_evaluation
 from jpose.train import checkpointing
@@ -234,7 +235,7 @@ def _frame_evaluator(trainer, data: pipeline.SequenceSet | None, mesh
   config = trainer.config
   predict = trainer.predict
   if config.eval.flip_test and not getattr(trainer, "flips_images", False):
-    predict = evaluator.flip_averaged(predict)
+    predict = resident.flip_averaged(predict)
   return evaluator.FrameEvaluator(
       predict, trainer.predict_keys, data, config.eval.batch_size, mesh,
       images_fn=getattr(trainer, "predict_images", None),

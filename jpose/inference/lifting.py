@@ -12,7 +12,7 @@ import numpy as np
 import tqdm
 
 from jpose.data import lifter_inputs
-from jpose.evaluate import evaluator
+from jpose.data import resident
 from jpose.geometry import skeleton
 from jpose.geometry import weak_perspective as wp
 
@@ -110,7 +110,7 @@ def lift_function(config: ml_collections.ConfigDict, trainer, score_threshold: f
                                    jnp.zeros((batch, 2)))
         inputs.update(camera_f=jnp.ones((batch, 2)), root_depth=VAE_RMS_RADIUS_MM / scale,
                       camera_c=jnp.zeros((batch, 2)))
-      predict = (evaluator.flip_averaged(trainer.predict) if config.eval.flip_test
+      predict = (resident.flip_averaged(trainer.predict) if config.eval.flip_test
                  else trainer.predict)
       predicted = predict(state, inputs)
     return predicted - predicted[..., :1, :]  # the TCN's root may sit off the origin.
