@@ -97,7 +97,7 @@ class PoseEvaluator:
     writer.write_scalars(step, {f"eval/{k}_action_wise": results[k]["action_wise_mean"]
                                 for k in report.PROTOCOLS if k in results})
     if jax.process_index() == 0:
-      table = report.markdown_table(results)
+      table = report.pose_error_tables(results)
       print(f"\nEvaluation at step {step} on {results['dataset']}/{results['split']} "
             f"({results['num_frames']} poses, mm):\n{table}\n", flush=True)
       if final:

@@ -196,7 +196,7 @@ class HmrEvaluator:
     writer.write_scalars(step, {f"eval/{name}_{k}": v for name, row in results["sets"].items()
                                 for k, v in row.items() if k != "num_images"})
     if jax.process_index() == 0:
-      table = markdown_table(results)
+      table = results_table(results)
       print(f"\nEvaluation at step {step}:\n{table}\n", flush=True)
       if final:
         os.makedirs(workdir, exist_ok=True)
@@ -214,7 +214,7 @@ class HmrEvaluator:
     return results
 
 
-def markdown_table(results: dict) -> str:
+def results_table(results: dict) -> str:
   """One row per data set: its image count and metrics ('–' where it has none)."""
   formats = {"kpr": "{:.4f}", "mr": "{:.5f}", "pck": "{:.3f}", "iou": "{:.3f}", "p2": "{:.1f}"}
   return report.format_table(

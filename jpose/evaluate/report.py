@@ -37,7 +37,7 @@ def format_table(header: Sequence[str], rows: Iterable[Sequence[str]],
   return "\n".join([lines[0], "|" + "|".join(rule) + "|", *lines[1:]])
 
 
-def markdown_table(results: dict) -> str:
+def pose_error_tables(results: dict) -> str:
   """One row per protocol, one column per action, then the two means (mm); below it one
   column per subject."""
   keys = [k for k in PROTOCOLS if k in results]
@@ -65,5 +65,5 @@ def write(results: dict, workdir: str) -> tuple[str, str]:
   os.replace(tmp, json_path)
   with open(md_path, "w") as f:
     f.write(f"# Evaluation at step {results['step']} ({results['num_frames']} poses, mm)\n\n")
-    f.write(markdown_table(results) + "\n")
+    f.write(pose_error_tables(results) + "\n")
   return json_path, md_path

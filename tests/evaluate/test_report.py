@@ -13,7 +13,7 @@ def test_format_table_by_hand():
 def test_results_table_has_actions_then_subjects():
   row = {"per_action": {"Walk": 12.345, "Eat": 3.0}, "action_wise_mean": 7.6,
          "frame_wise_mean": 8.04, "per_subject": {"S9": 1.0, "S11": 2.25}}
-  table = report.markdown_table({"step": 1, "protocol1": row, "protocol2": row})
+  table = report.pose_error_tables({"step": 1, "protocol1": row, "protocol2": row})
   assert table == (
       "| protocol | Eat | Walk | action-wise mean | frame-wise mean |\n"
       "|---|---|---|---|---|\n"
