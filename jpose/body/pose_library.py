@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 import jax.numpy as jnp
 import numpy as np
 
+from jpose.body import cache
 from jpose.body import fit
 from jpose.body import model as body_model
 from jpose.body import motion
@@ -23,7 +23,6 @@ from jpose.body import priors
 from jpose.body import smpl
 
 LSP_FITS = os.path.join("smpl_fits", "lsp_orig_fits.npy")  # under $JPOSE_DATA_DIR.
-DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "jpose")  # anny.DEFAULT_CACHE_DIR's.
 # Bump when the sequences or the fit change, so old caches are fitted again.
 VERSION = 1
 # 4 actions x 2 sequences x 16 frames: 128 poses, fitted in ~15 s on a 2-core CPU
@@ -89,26 +88,8 @@ def cache_path(model_name: str, cache_dir: str | None = None) -> str:
   """The synthetic fit's cache, keyed by the fitting model's name only: what is used of it
   is the poses, whose rotations mean the same on any SMPL-tree model (ANNY's included)."""
   safe = re.sub(r"[^A-Za-z0-9._-]", "_", model_name)
-  return os.path.join(os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR),
+  return os.path.join(cache.folder(cache_dir),
                       f"pose_library-synthetic-v{VERSION}-{safe}.npy")
-
-
-def _write(path: str, library: np.ndarray) -> None:
-  """A temporary file in the same folder, then a rename: never a partial cache."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".pose_library-", suffix=".npy.tmp",
-                             dir=os.path.dirname(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.save(f, library)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as any file.
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def default_path(model: body_model.BodyModel | None = None, cache_dir: str | None = None) -> str:
@@ -129,7 +110,7 @@ def default_path(model: body_model.BodyModel | None = None, cache_dir: str | Non
   result = fit_synthetic(model)
   num_frames = result.pose.shape[0]
   library = np.concatenate([result.pose.reshape(num_frames, -1), result.betas], axis=1)
-  _write(path, library.astype(np.float32))
+  cache.write_atomically(path, lambda f: np.save(f, library.astype(np.float32)))
   print(f"jpose: fitted a pose library of {num_frames} poses (MPJPE "
         f"{np.nanmean(result.error):.1f} mm) to the built-in synthetic sequences -> {path} "
         "(first use; cached)", flush=True)
