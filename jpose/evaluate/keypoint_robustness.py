@@ -60,7 +60,8 @@ def evaluate(lift: Callable, state, conditions: dict, target: np.ndarray,
 
 if __name__ == "__main__":
   # The command's first name, `python -m jpose.evaluate.keypoint_robustness`, keeps working:
-  # it runs the command, which lives on the commands floor because loading trained runs
-  # takes jpose.train. pyproject.toml's contracts ignore this one import, by name.
-  from jpose import keypoint_robustness as command  # pylint: disable=g-import-not-at-top
-  command.run()
+  # run as a script, this module runs the command module (jpose.keypoint_robustness, on the
+  # commands floor, since loading trained runs takes jpose.train). Importing this module
+  # never imports the command or train/.
+  import runpy  # pylint: disable=g-import-not-at-top
+  runpy.run_module("jpose.keypoint_robustness", run_name="__main__", alter_sys=True)
