@@ -81,6 +81,16 @@ def test_keypoint_robustness_missing_workdir(module):
   _one_line(_run(module), "jpose.keypoint_robustness", "--workdir: missing")
 
 
+@pytest.mark.parametrize("command", ["jpose.infer", "jpose.export", "jpose.predict"])
+def test_workdir_that_does_not_exist(command, tmp_path):
+  missing = tmp_path / "no_run_here"
+  extra = {"jpose.infer": ["--out", str(tmp_path / "out"), "--keypoints",
+                           "colab/example_keypoints.json"],
+           "jpose.export": ["--out", str(tmp_path / "out")], "jpose.predict": []}[command]
+  done = _run(command, "--workdir", str(missing), *extra)
+  _one_line(done, command, f"--workdir {missing}: no such folder")
+
+
 def test_fit_missing_flags():
   _one_line(_run("jpose.fit"), "jpose.fit", "--h36m_dir and --out are required")
 

@@ -502,6 +502,9 @@ def load_trained(workdir: str, config: ml_collections.ConfigDict | str | None = 
   The config is `config` (or the config file[:variant] it names), or else the workdir's
   config.json (written by every run).
   """
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"--workdir {workdir}: no such folder; give the --workdir of a "
+                            "trained run")
   if isinstance(config, str):
     config = configs.load(config)
   if config is None:
